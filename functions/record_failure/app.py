@@ -1,0 +1,30 @@
+"""The workflow's failure path: whatever the poll step could not survive ends the job as failed,
+so no job is ever left queued or processing."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from zimage.failures import failure_from_catch
+from zimage.runtime import Runtime
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+runtime = Runtime()
+
+
+@logger.inject_lambda_context(correlation_id_path="job_id")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    caught = event.get("error") or {}
+    code, message = failure_from_catch(caught)
+    logger.warning("workflow caught an error", extra={"error": caught.get("Error"), "code": code})
+    job = runtime.jobs.record_failure(event["job_id"], code=code, message=message)
+    metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
+    status = job.status if job else "missing"
+    error = {"code": job.error.code, "message": job.error.message} if job and job.error else {"code": code, "message": message}
+    return {"job_id": event["job_id"], "status": status, "error": error}

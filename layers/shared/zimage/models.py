@@ -1,0 +1,228 @@
+"""The request a client sends, and the job the service keeps and shows."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MIN_SIDE, MAX_SIDE = 256, 1536
+MAX_SEED = 2_147_483_647
+MAX_PROMPT_CHARS = 4000
+_SIZE = re.compile(r"^(\d{1,5})\*(\d{1,5})$")
+# C0 controls and DEL, except tab, line feed and carriage return, which prompts may hold.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+QUEUED, PROCESSING, SUCCEEDED, FAILED, CANCELED = "queued", "processing", "succeeded", "failed", "canceled"
+ACTIVE_STATUSES = (QUEUED, PROCESSING)
+TERMINAL_STATUSES = (SUCCEEDED, FAILED, CANCELED)
+
+
+def parse_size(value: str) -> tuple[int, int]:
+    """`"1024*768"` -> (1024, 768); raises ValueError with a message the caller can act on."""
+    match = _SIZE.match(value) if isinstance(value, str) else None
+    if match:
+        width, height = int(match[1]), int(match[2])
+        if MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE:
+            return width, height
+    shown = value if isinstance(value, str) and len(value) <= 40 else f"{str(value)[:40]}..."
+    raise ValueError(f"size must be W*H with each side {MIN_SIDE}..{MAX_SIDE}, got {shown}")
+
+
+class CreateImageRequest(BaseModel):
+    """Body of POST /v1/images. The checks are Novita's own limits, so a request that passes
+    here is never refused upstream for its shape."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(
+        description=f"What to draw: 1..{MAX_PROMPT_CHARS} characters after trimming white space.",
+        examples=["a red fox in snow, watercolor"],
+    )
+    size: str = Field(
+        default="1024*1024",
+        description=f"`W*H` in pixels, each side {MIN_SIDE}..{MAX_SIDE}.",
+        examples=["1024*768"],
+    )
+    seed: int = Field(default=-1, description=f"-1..{MAX_SEED}; -1 picks a random seed.", examples=[7])
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _prompt(cls, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"prompt must be a string, got {type(value).__name__}")
+        text = value.strip()
+        if not text:
+            raise ValueError("prompt must not be empty or only white space")
+        if len(text) > MAX_PROMPT_CHARS:
+            raise ValueError(f"prompt must be at most {MAX_PROMPT_CHARS} characters, got {len(text)}")
+        if _CONTROL.search(text):
+            raise ValueError("prompt must not contain control characters (tab and line breaks are allowed)")
+        return text
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f'size must be a string such as "1024*768", got {type(value).__name__}')
+        width, height = parse_size(value)
+        return f"{width}*{height}"
+
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _seed(cls, value: Any) -> int:
+        # bool is an int in Python, and 7.0 would pass a lax int check: neither is a seed.
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"seed must be an integer from -1 to {MAX_SEED}, got {_describe(value)}")
+        if not -1 <= value <= MAX_SEED:
+            raise ValueError(f"seed must be an integer from -1 to {MAX_SEED}, got {value}")
+        return value
+
+    @property
+    def dimensions(self) -> tuple[int, int]:
+        return parse_size(self.size)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, float):
+        return f"a number with a fraction ({value!r})"
+    return type(value).__name__ if not isinstance(value, str) else f"a string ({value[:20]!r})"
+
+
+# --- The job ------------------------------------------------------------------------------
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_job_id() -> str:
+    """`img_` + a ULID: sortable by creation time, 80 random bits. uuid7 reaches the standard
+    library only in Python 3.14, and the format is ten lines."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        value, digit = divmod(value, 32)
+        chars.append(_CROCKFORD[digit])
+    return "img_" + "".join(reversed(chars))
+
+
+JOB_ID = re.compile(r"^img_[0-9A-HJKMNP-TV-Z]{26}$")
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    bucket: str
+    key: str
+    content_type: str
+    width: int
+    height: int
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class JobError:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    owner: str
+    status: str
+    prompt: str
+    size: str
+    seed: int
+    created_at: str
+    updated_at: str
+    deadline_at: str
+    expires_at: int  # epoch seconds; DynamoDB's TTL removes the record after it
+    task_id: str | None = None
+    execution_arn: str | None = None
+    completed_at: str | None = None
+    progress: int | None = None
+    eta_seconds: int | None = None
+    image: StoredImage | None = None
+    error: JobError | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def with_changes(self, **changes: Any) -> Job:
+        return replace(self, **changes)
+
+    def to_item(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_item(cls, item: dict) -> Job:
+        plain = _plain(item)
+        image = plain.pop("image", None)
+        error = plain.pop("error", None)
+        known = {name for name in cls.__dataclass_fields__ if name not in ("image", "error")}
+        return cls(
+            **{k: v for k, v in plain.items() if k in known},
+            image=StoredImage(**image) if image else None,
+            error=JobError(**error) if error else None,
+        )
+
+    def to_view(self, *, image_url: str | None = None, url_expires_at: str | None = None) -> dict:
+        """The job as the API shows it (contract: the job object)."""
+        view: dict[str, Any] = {
+            "id": self.job_id,
+            "status": self.status,
+            "prompt": self.prompt,
+            "size": self.size,
+            "seed": self.seed,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+        if self.completed_at:
+            view["completed_at"] = self.completed_at
+        if self.progress is not None and not self.is_terminal:
+            view["progress"] = self.progress
+        if self.eta_seconds is not None and not self.is_terminal:
+            view["eta_seconds"] = self.eta_seconds
+        if self.status == SUCCEEDED and self.image:
+            view["image"] = {
+                "url": image_url,
+                "expires_at": url_expires_at,
+                "content_type": self.image.content_type,
+                "width": self.image.width,
+                "height": self.image.height,
+                "bytes": self.image.bytes,
+                "sha256": self.image.sha256,
+            }
+        if self.status == FAILED and self.error:
+            view["error"] = {"code": self.error.code, "message": self.error.message}
+        view["links"] = {"self": f"/v1/images/{self.job_id}"}
+        return view
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB hands numbers back as Decimal; the job holds only whole numbers."""
+    if isinstance(value, Decimal):
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

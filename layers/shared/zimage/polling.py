@@ -1,0 +1,45 @@
+"""When to ask the upstream again: small pure functions, so the policy is tested without AWS.
+
+The state machine's Wait state costs a transition per turn, while a Lambda that is already
+running costs little for a few more seconds. So the poll function polls quickly in-process when
+the task is expected to end soon, and hands back a Wait only for the long stretches.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    min_wait_seconds: int = 1
+    max_wait_seconds: int = 30
+    fast_poll_window_seconds: float = 3.0
+    fast_poll_interval_seconds: float = 0.5
+
+
+def expected_remaining_seconds(eta: float | None, progress: float | None, elapsed: float) -> float | None:
+    """The upstream's best word on how long the task still needs; None when it says nothing
+    (for many models eta and progress stay 0)."""
+    if eta is not None and eta > 0:
+        return float(eta)
+    if progress is not None and 0 < progress < 100 and elapsed > 0:
+        return elapsed * (100 - progress) / progress
+    return None
+
+
+def should_poll_fast(remaining: float | None, policy: PollPolicy) -> bool:
+    """Unknown counts as soon: this model usually ends within seconds."""
+    return remaining is None or remaining <= policy.fast_poll_window_seconds
+
+
+def next_wait_seconds(remaining: float | None, polls: int, time_left: float, policy: PollPolicy) -> int:
+    """Seconds for the Wait state (a whole number, as ASL requires), never past the deadline."""
+    if remaining is None:
+        wait = policy.min_wait_seconds * 2 ** min(polls, 5)  # the upstream says nothing: back off
+    else:
+        # Wake a little before the expected end; the fast in-Lambda polling covers the rest.
+        wait = remaining - policy.fast_poll_window_seconds / 2
+    wait = min(max(math.ceil(wait), policy.min_wait_seconds), policy.max_wait_seconds)
+    return max(1, min(wait, math.ceil(max(time_left, 0))))

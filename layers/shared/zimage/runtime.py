@@ -1,0 +1,56 @@
+"""What the functions share at run time: settings, AWS clients and the upstream client, each
+made once per Lambda container (cold start) and reused by every invocation."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import boto3
+from botocore.config import Config
+
+from zimage.jobs import JobStore
+from zimage.novita import NovitaClient
+from zimage.settings import Settings
+from zimage.storage import ImageStore
+
+KEY_CACHE_SECONDS = 300
+
+
+class Runtime:
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or Settings.from_env()
+
+    @cached_property
+    def jobs(self) -> JobStore:
+        return JobStore(boto3.resource("dynamodb").Table(self.settings.jobs_table))
+
+    @cached_property
+    def images(self) -> ImageStore:
+        # SigV4 URLs: required for KMS-encrypted objects and the only kind newer regions accept.
+        s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
+        return ImageStore(s3, self.settings.images_bucket)
+
+    @cached_property
+    def sfn(self):  # noqa: ANN201 - a boto3 client has no importable type
+        return boto3.client("stepfunctions")
+
+    @cached_property
+    def novita(self) -> NovitaClient:
+        return NovitaClient(self.settings.novita_base_url, self.novita_api_key)
+
+    def novita_api_key(self) -> str:
+        """The key lives in SSM (SecureString) or Secrets Manager, never in an environment
+        value; Powertools caches it so a warm container reads it every few minutes at most."""
+        from aws_lambda_powertools.utilities import parameters
+
+        name = self.settings.novita_key_parameter
+        if self.settings.novita_key_source == "secretsmanager":
+            return str(parameters.get_secret(name, max_age=KEY_CACHE_SECONDS))
+        return str(parameters.get_parameter(name, decrypt=True, max_age=KEY_CACHE_SECONDS))
+
+    def warm(self) -> None:
+        """Make every client now. A Lambda container serves one request at a time, so lazy
+        creation is safe there; the local stack runs handlers on many threads and calls this
+        once first, because boto3's default session must not build clients concurrently."""
+        _ = self.jobs, self.images, self.sfn, self.novita
+        self.novita_api_key()

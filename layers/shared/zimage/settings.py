@@ -1,0 +1,60 @@
+"""Settings every function reads from its environment (set in template.yaml)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_NOVITA_BASE_URL = "https://api.novita.ai"
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+@dataclass(frozen=True)
+class Settings:
+    jobs_table: str
+    images_bucket: str
+    state_machine_arn: str
+    novita_base_url: str
+    novita_key_parameter: str
+    novita_key_source: str  # "ssm" or "secretsmanager"
+    poll_deadline_seconds: int
+    max_polls: int
+    presigned_url_seconds: int
+    max_image_bytes: int
+    job_retention_days: int
+    min_wait_seconds: int
+    max_wait_seconds: int
+    fast_poll_window_seconds: float
+    fast_poll_interval_seconds: float
+    max_consecutive_upstream_errors: int
+    base64_output: bool
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        return cls(
+            jobs_table=env.get("JOBS_TABLE", ""),
+            images_bucket=env.get("IMAGES_BUCKET", ""),
+            state_machine_arn=env.get("STATE_MACHINE_ARN", ""),
+            novita_base_url=env.get("NOVITA_BASE_URL") or DEFAULT_NOVITA_BASE_URL,
+            novita_key_parameter=env.get("NOVITA_API_KEY_PARAMETER", "/zimage/novita-api-key"),
+            novita_key_source=env.get("NOVITA_API_KEY_SOURCE", "ssm").lower(),
+            poll_deadline_seconds=_int("POLL_DEADLINE_SECONDS", 600),
+            max_polls=_int("MAX_POLLS", 120),
+            presigned_url_seconds=_int("PRESIGNED_URL_SECONDS", 900),
+            max_image_bytes=_int("MAX_IMAGE_BYTES", 10 * 1024 * 1024),
+            job_retention_days=_int("JOB_RETENTION_DAYS", 30),
+            min_wait_seconds=_int("MIN_WAIT_SECONDS", 1),
+            max_wait_seconds=_int("MAX_WAIT_SECONDS", 30),
+            fast_poll_window_seconds=_float("FAST_POLL_WINDOW_SECONDS", 3.0),
+            fast_poll_interval_seconds=_float("FAST_POLL_INTERVAL_SECONDS", 0.5),
+            max_consecutive_upstream_errors=_int("MAX_CONSECUTIVE_UPSTREAM_ERRORS", 5),
+            base64_output=env.get("NOVITA_BASE64_OUTPUT", "false").lower() == "true",
+        )

@@ -1,0 +1,49 @@
+"""Our own copy of each image in S3, and the presigned URLs clients download it with."""
+
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+from typing import Any
+
+from zimage.images import ImageFacts
+from zimage.models import StoredImage, iso, utc_now
+
+
+def image_key(job_id: str, facts: ImageFacts) -> str:
+    # Derived from the job id alone, so a retried store overwrites instead of adding a copy.
+    return f"images/{job_id}.{facts.extension}"
+
+
+class ImageStore:
+    def __init__(self, s3_client: Any, bucket: str):
+        self._s3 = s3_client
+        self._bucket = bucket
+
+    def put(self, job_id: str, data: bytes, facts: ImageFacts) -> StoredImage:
+        key = image_key(job_id, facts)
+        self._s3.put_object(
+            Bucket=self._bucket,
+            Key=key,
+            Body=data,
+            ContentType=facts.content_type,
+            # S3 recomputes the checksum and refuses the write if the bytes changed on the way.
+            ChecksumSHA256=base64.b64encode(bytes.fromhex(facts.sha256)).decode(),
+            Metadata={"job-id": job_id, "sha256": facts.sha256},
+        )
+        return StoredImage(
+            bucket=self._bucket,
+            key=key,
+            content_type=facts.content_type,
+            width=facts.width,
+            height=facts.height,
+            bytes=facts.bytes,
+            sha256=facts.sha256,
+        )
+
+    def presign(self, key: str, lifetime_seconds: int) -> tuple[str, str]:
+        """A GET URL for the object and the moment it stops working."""
+        url = self._s3.generate_presigned_url(
+            "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=lifetime_seconds
+        )
+        return url, iso(utc_now() + timedelta(seconds=lifetime_seconds))

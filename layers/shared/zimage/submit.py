@@ -1,0 +1,123 @@
+"""POST /v1/images: start the upstream task, record the job, start the workflow.
+
+Order matters. The upstream is called first, so a request it refuses leaves nothing behind.
+If the record or the workflow cannot be made afterwards, the record is removed again and the caller
+gets a 503: the orphaned upstream task is logged with its id, and nothing half-made is shown.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+from typing import Any, Protocol
+
+from aws_lambda_powertools import Logger
+
+from zimage import errors
+from zimage.models import QUEUED, CreateImageRequest, Job, iso, new_job_id, utc_now
+from zimage.novita import NovitaClient
+
+logger = Logger(child=True)
+
+
+class JobWriter(Protocol):
+    def create(self, job: Job) -> None: ...
+    def delete(self, job_id: str) -> None: ...
+    def attach_execution(self, job_id: str, execution_arn: str) -> None: ...
+
+
+def workflow_input(job: Job, deadline_epoch: float) -> dict:
+    """The state machine's input: only ids and numbers, never image bytes."""
+    return {
+        "job_id": job.job_id,
+        "task_id": job.task_id,
+        "size": job.size,
+        "deadline": deadline_epoch,
+        "polls": 0,
+        "upstream_errors": 0,
+    }
+
+
+def submit_job(
+    request: CreateImageRequest,
+    *,
+    owner: str,
+    novita: NovitaClient,
+    jobs: JobWriter,
+    sfn: Any,
+    state_machine_arn: str,
+    poll_deadline_seconds: int,
+    retention_days: int,
+    base64_output: bool = False,
+) -> Job:
+    job_id = new_job_id()
+    try:
+        task_id = novita.start_task(
+            prompt=request.prompt, size=request.size, seed=request.seed, base64_output=base64_output
+        )
+    except errors.UpstreamError as exc:
+        raise submit_error(exc) from exc
+
+    now = utc_now()
+    deadline = now + timedelta(seconds=poll_deadline_seconds)
+    job = Job(
+        job_id=job_id,
+        owner=owner,
+        status=QUEUED,
+        prompt=request.prompt,
+        size=request.size,
+        seed=request.seed,
+        task_id=task_id,
+        created_at=iso(now),
+        updated_at=iso(now),
+        deadline_at=iso(deadline),
+        expires_at=int(time.time()) + retention_days * 86400,
+    )
+    try:
+        jobs.create(job)
+        answer = sfn.start_execution(
+            stateMachineArn=state_machine_arn,
+            name=job_id,  # one execution per job, even if this call is repeated
+            input=json.dumps(workflow_input(job, deadline.timestamp())),
+        )
+    except Exception:
+        logger.exception("job could not be started; record removed", extra={"orphaned_task_id": task_id})
+        _forget(jobs, job_id)
+        raise errors.WorkflowUnavailable(
+            "the service could not start the job; nothing was created, please retry"
+        ) from None
+    logger.info("job started", extra={"task_id": task_id})
+    jobs.attach_execution(job_id, answer["executionArn"])
+    return job.with_changes(execution_arn=answer["executionArn"])
+
+
+def _forget(jobs: JobWriter, job_id: str) -> None:
+    try:
+        jobs.delete(job_id)
+    except Exception:
+        logger.exception("job record could not be removed")
+
+
+def submit_error(exc: errors.UpstreamError) -> errors.ServiceError:
+    """How an upstream refusal reads to our caller."""
+    if isinstance(exc, errors.UpstreamRateLimited):
+        retry_after = str(max(1, round(exc.retry_after))) if exc.retry_after else "5"
+        return errors.UpstreamRateLimitedError(
+            "the image model is at its rate limit; retry after the Retry-After seconds",
+            headers={"Retry-After": retry_after},
+        )
+    if isinstance(exc, errors.UpstreamTimeout):
+        return errors.UpstreamTimeoutError("the image model did not answer in time; retry later")
+    if isinstance(exc, errors.UpstreamRejected):
+        if exc.status in (401, 403) or exc.reason in ("INVALID_API_KEY", "MISSING_API_KEY", "BILLING_AUTH_FAILED"):
+            # The service's own credentials are at fault, not the caller's request.
+            return errors.UpstreamBadGatewayError("the image model refused the service's credentials")
+        if exc.reason == "BILLING_BALANCE_NOT_ENOUGH":
+            return errors.UpstreamUnavailableError("the image model account is out of balance; retry later")
+        if exc.reason == "ILLEGAL_PROMPT":
+            return errors.InvalidRequest("the image model refused this prompt", field="prompt")
+        if exc.reason == "INVALID_IMAGE_SIZE":
+            return errors.InvalidRequest("the image model refused this size", field="size")
+        return errors.UpstreamBadGatewayError(f"the image model refused the task ({exc.reason or exc.status})")
+    return errors.UpstreamUnavailableError("the image model is unavailable; retry later")

@@ -1,0 +1,172 @@
+"""One turn of the workflow's poll step: ask the upstream, and either say when to ask again or
+finish the job (store the image, or record why it failed).
+
+The step is idempotent, because Step Functions retries it: the image key comes from the job id,
+and the job's status only moves through conditional writes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from zimage import errors
+from zimage.images import decode_base64_image, inspect_image, is_url
+from zimage.jobs import JobStore
+from zimage.models import CANCELED, FAILED, SUCCEEDED, Job, parse_size
+from zimage.novita import NovitaClient, TaskResult, TaskStatus
+from zimage.polling import PollPolicy, expected_remaining_seconds, next_wait_seconds, should_poll_fast
+from zimage.storage import ImageStore
+
+logger = Logger(child=True)
+
+PENDING = "pending"
+
+
+class ImageUnavailable(Exception):
+    """The image URL refused the download (an expired link, most likely). Raised so that the
+    workflow retries the whole step, which asks the upstream again for a fresh URL."""
+
+
+@dataclass
+class PollDependencies:
+    novita: NovitaClient
+    jobs: JobStore
+    images: ImageStore
+    max_image_bytes: int
+    presigned_url_seconds: int
+    max_consecutive_upstream_errors: int = 5
+    policy: PollPolicy = field(default_factory=PollPolicy)
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+
+
+def poll_task(state: dict, deps: PollDependencies) -> dict:
+    """`state` is the workflow's payload (see submit.workflow_input); the answer is the next one,
+    with `status` one of pending, succeeded, failed, canceled."""
+    job_id, task_id = state["job_id"], state["task_id"]
+    deadline = float(state["deadline"])
+    polls = int(state.get("polls", 0)) + 1
+    upstream_errors = int(state.get("upstream_errors", 0))
+    fast_until = min(deps.clock() + deps.policy.fast_poll_window_seconds, deadline)
+    result: TaskResult | None = None
+    started_processing = state.get("seen_processing", False)
+
+    while True:
+        try:
+            result = deps.novita.get_task_result(task_id)
+            upstream_errors = 0
+        except errors.UpstreamRejected as exc:
+            # 4xx on a task we started: TASK_NOT_FOUND or our key was revoked. Asking again
+            # will not change the answer.
+            code = "upstream_task_lost" if exc.reason == "TASK_NOT_FOUND" or exc.status == 404 else "upstream_rejected"
+            return _failed(state, deps, code, f"the image model no longer answers for this task: {exc.message}")
+        except errors.UpstreamError as exc:
+            upstream_errors += 1
+            logger.warning("upstream poll failed", extra={"error": exc.message, "in_a_row": upstream_errors})
+            if upstream_errors >= deps.max_consecutive_upstream_errors:
+                return _failed(
+                    state, deps, "upstream_unavailable",
+                    f"the image model failed {upstream_errors} polls in a row; last: {exc.message}",
+                )
+            break  # back off through the Wait state rather than hammering a failing upstream
+
+        if result.status is TaskStatus.SUCCEED:
+            return _store_image(state, deps, result)
+        if result.status is TaskStatus.FAILED:
+            reason = result.reason or "no reason given"
+            return _failed(state, deps, "upstream_failed", f"the image model failed the task: {reason}")
+        if result.status is TaskStatus.PROCESSING and not started_processing:
+            # Shown to clients at once, not only when this turn ends.
+            started_processing = True
+            job = deps.jobs.record_progress(
+                job_id, processing=True, progress=_whole(result.progress_percent), eta_seconds=_whole(result.eta_seconds)
+            )
+            if job is None or job.is_terminal:
+                return _answer_for(state, job)
+        remaining = expected_remaining_seconds(result.eta_seconds, result.progress_percent, 0)
+        now = deps.clock()
+        if not should_poll_fast(remaining, deps.policy) or now + deps.policy.fast_poll_interval_seconds > fast_until:
+            break
+        deps.sleep(deps.policy.fast_poll_interval_seconds)
+
+    now = deps.clock()
+    if now >= deadline:
+        return _failed(state, deps, "timeout", "the image was not ready before the job's deadline")
+
+    if result is not None:
+        job = deps.jobs.record_progress(
+            job_id,
+            processing=result.status is TaskStatus.PROCESSING,
+            progress=_whole(result.progress_percent),
+            eta_seconds=_whole(result.eta_seconds),
+        )
+        if job is None or job.is_terminal:
+            return _answer_for(state, job)
+
+    remaining = expected_remaining_seconds(result.eta_seconds, result.progress_percent, 0) if result else None
+    return {
+        **_carry(state),
+        "status": PENDING,
+        "polls": polls,
+        "upstream_errors": upstream_errors,
+        "seen_processing": started_processing,
+        "wait_seconds": next_wait_seconds(remaining, polls, deadline - now, deps.policy),
+    }
+
+
+def _store_image(state: dict, deps: PollDependencies, result: TaskResult) -> dict:
+    job_id = state["job_id"]
+    if not result.images:
+        return _failed(state, deps, "upstream_no_image", "the image model reported success but sent no image")
+    location = result.images[0].location
+    try:
+        if is_url(location):
+            data = deps.novita.download_image(location, max_bytes=deps.max_image_bytes)
+        else:
+            data = decode_base64_image(location)
+        facts = inspect_image(data, expected_size=parse_size(state["size"]), max_bytes=deps.max_image_bytes)
+    except errors.InvalidImage as exc:
+        return _failed(state, deps, "invalid_image", str(exc))
+    except errors.UpstreamRejected as exc:
+        raise ImageUnavailable(exc.message) from exc
+
+    stored = deps.images.put(job_id, data, facts)
+    job = deps.jobs.record_success(job_id, image=stored, seed=result.seed)
+    if job is None or job.status != SUCCEEDED or job.image is None:
+        return _answer_for(state, job)
+    # job.image, not `stored`: after a retry the table's record is the one clients see.
+    url, expires_at = deps.images.presign(job.image.key, deps.presigned_url_seconds)
+    logger.info("image stored", extra={"key": job.image.key, "bytes": job.image.bytes})
+    return {**_carry(state), "status": SUCCEEDED, "image": {"url": url, "expires_at": expires_at, **asdict(job.image)}}
+
+
+def _failed(state: dict, deps: PollDependencies, code: str, message: str) -> dict:
+    job = deps.jobs.record_failure(state["job_id"], code=code, message=message)
+    logger.info("job failed", extra={"code": code, "reason": message})
+    return _answer_for(state, job)
+
+
+def _answer_for(state: dict, job: Job | None) -> dict:
+    """The step's answer for a job that has ended, here or (canceled, or finished by an earlier
+    attempt of this step) elsewhere: always what the table says, so the two never disagree."""
+    if job is None:
+        return {**_carry(state), "status": CANCELED}
+    answer: dict[str, Any] = {**_carry(state), "status": job.status}
+    if job.status == FAILED and job.error:
+        answer["error"] = {"code": job.error.code, "message": job.error.message}
+    if job.status == SUCCEEDED and job.image:
+        answer["image"] = asdict(job.image)
+    return answer
+
+
+def _carry(state: dict) -> dict:
+    return {key: state[key] for key in ("job_id", "task_id", "size", "deadline") if key in state}
+
+
+def _whole(value: float | None) -> int | None:
+    return None if value is None else max(0, round(value))

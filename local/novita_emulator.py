@@ -1,0 +1,413 @@
+"""A Novita emulator: a real HTTP server on loopback that speaks the async Z-Image-Turbo API as
+documented (../shared/novita-contract.md) and draws real images of the requested size.
+
+Tasks go queued -> processing -> succeeded over a configurable time, reporting eta and progress.
+Knobs make it misbehave on purpose: failed tasks, tasks that never end, 429/5xx answers, slow or
+dropped connections, garbled JSON and broken images. Settings apply to tasks created after the
+change; scripted faults are consumed one per request, in order.
+
+Control it in-process (`emulator.configure(...)`, `emulator.script(...)`) or over HTTP:
+`POST /_emulator/settings`, `POST /_emulator/faults`, `POST /_emulator/reset`, `GET /_emulator/stats`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import math
+import random
+import re
+import secrets
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import asdict, dataclass, field, fields, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from PIL import Image, ImageDraw
+
+SUBMIT = "submit"
+RESULT = "result"
+IMAGE = "image"
+_SIZE = re.compile(r"^(\d+)\*(\d+)$")
+_PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
+
+
+@dataclass(frozen=True)
+class EmulatorSettings:
+    api_key: str = "local-novita-key"
+    queue_seconds: float = 0.2
+    run_seconds: float = 1.0
+    report_eta: bool = True
+    report_progress: bool = True
+    eta_override: float | None = None  # a fixed eta, whatever the real remaining time
+    outcome: str = "succeed"  # succeed | fail | never | unknown_status
+    fail_reason: str = "the model could not render this prompt"
+    image_type: str = "jpeg"  # jpeg | png | webp
+    image_variant: str = "ok"  # ok | not_image | truncated | wrong_size | empty | bad_base64
+    image_status: int = 200  # HTTP status the image URL answers with
+    ttl_style: str = "int"  # int (3600) | string ("3600") | zero ("0")
+    include_debug_info: bool = True
+
+
+@dataclass
+class Task:
+    task_id: str
+    prompt: str
+    width: int
+    height: int
+    seed: int
+    base64_output: bool
+    created: float
+    settings: EmulatorSettings
+    _image: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One scripted answer. `status` with `body` (JSON) or `raw` (bytes as they are);
+    `delay` seconds before answering; `drop` closes the connection without an answer;
+    `slow_body` sends the body a byte at a time over that many seconds."""
+
+    status: int = 200
+    body: Any = None
+    raw: bytes | None = None
+    headers: dict = field(default_factory=dict)
+    delay: float = 0.0
+    drop: bool = False
+    slow_body: float = 0.0
+    passthrough: bool = False  # answer normally, after `delay`
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Fault:
+        data = dict(data)
+        if isinstance(data.get("raw"), str):
+            data["raw"] = data["raw"].encode()
+        return cls(**data)
+
+
+def error_body(code: int, reason: str, message: str) -> dict:
+    return {"code": code, "reason": reason, "message": message, "metadata": {}}
+
+
+class NovitaEmulator:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, settings: EmulatorSettings | None = None):
+        self._initial = settings or EmulatorSettings()
+        self.settings = self._initial
+        self.tasks: dict[str, Task] = {}
+        self.calls: Counter[str] = Counter()
+        self._faults: dict[str, deque[Fault]] = {SUBMIT: deque(), RESULT: deque(), IMAGE: deque()}
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # --- life cycle ----------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> NovitaEmulator:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="novita-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # --- knobs ---------------------------------------------------------------------------
+
+    def configure(self, **changes: Any) -> EmulatorSettings:
+        known = {f.name for f in fields(EmulatorSettings)}
+        unknown = set(changes) - known
+        if unknown:
+            raise ValueError(f"unknown emulator settings: {sorted(unknown)}; known: {sorted(known)}")
+        with self._lock:
+            self.settings = replace(self.settings, **changes)
+            return self.settings
+
+    def script(self, endpoint: str, *faults: Fault | dict) -> None:
+        if endpoint not in self._faults:
+            raise ValueError(f"endpoint must be one of {sorted(self._faults)}")
+        with self._lock:
+            self._faults[endpoint].extend(f if isinstance(f, Fault) else Fault.from_dict(f) for f in faults)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.settings = self._initial
+            self.calls.clear()
+            for queue in self._faults.values():
+                queue.clear()
+
+    def stats(self) -> dict:
+        with self._lock:
+            return {"calls": dict(self.calls), "tasks": len(self.tasks), "settings": asdict(self.settings)}
+
+    def next_fault(self, endpoint: str) -> Fault | None:
+        with self._lock:
+            self.calls[endpoint] += 1
+            queue = self._faults[endpoint]
+            return queue.popleft() if queue else None
+
+    # --- the API -------------------------------------------------------------------------
+
+    def create_task(self, body: Any) -> tuple[int, dict]:
+        if not isinstance(body, dict):
+            return 400, error_body(400, "INVALID_REQUEST_BODY", "request body must be a JSON object")
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            return 400, error_body(400, "INVALID_REQUEST_BODY", "prompt is required")
+        match = _SIZE.match(str(body.get("size", "1024*1024")))
+        width, height = (int(match[1]), int(match[2])) if match else (0, 0)
+        if not (256 <= width <= 1536 and 256 <= height <= 1536):
+            return 400, error_body(400, "INVALID_IMAGE_SIZE", "size must be W*H with each side 256..1536")
+        seed = body.get("seed", -1)
+        if isinstance(seed, bool) or not isinstance(seed, int) or not -1 <= seed <= 2_147_483_647:
+            return 400, error_body(400, "INVALID_REQUEST_BODY", "seed must be an integer in -1..2147483647")
+        if seed == -1:
+            seed = random.randint(0, 2_147_483_647)
+        task = Task(
+            task_id=secrets.token_hex(16),
+            prompt=prompt,
+            width=width,
+            height=height,
+            seed=seed,
+            base64_output=bool(body.get("enable_base64_output", False)),
+            created=time.monotonic(),
+            settings=self.settings,
+        )
+        with self._lock:
+            self.tasks[task.task_id] = task
+        return 200, {"task_id": task.task_id}
+
+    def task_result(self, task_id: str, image_base_url: str) -> tuple[int, dict]:
+        task = self.tasks.get(task_id)
+        if task is None:
+            return 404, error_body(404, "TASK_NOT_FOUND", "task not found")
+        s = task.settings
+        elapsed = time.monotonic() - task.created
+        total = s.queue_seconds + s.run_seconds
+        ended = elapsed >= total and s.outcome != "never"
+        if not ended:
+            status = "TASK_STATUS_QUEUED" if elapsed < s.queue_seconds else "TASK_STATUS_PROCESSING"
+            remaining = max(0.0, total - elapsed)
+            eta = s.eta_override if s.eta_override is not None else (math.ceil(remaining) if s.report_eta else 0)
+            progress = min(99, int(100 * elapsed / total)) if s.report_progress and total else 0
+        else:
+            status = {"fail": "TASK_STATUS_FAILED", "unknown_status": "TASK_STATUS_UNKNOWN"}.get(
+                s.outcome, "TASK_STATUS_SUCCEED"
+            )
+            eta, progress = 0, (100 if status == "TASK_STATUS_SUCCEED" else 0)
+        answer: dict[str, Any] = {
+            "extra": {"seed": str(task.seed), "enable_nsfw_detection": False},
+            "task": {
+                "task_id": task.task_id,
+                "status": status,
+                "reason": s.fail_reason if status == "TASK_STATUS_FAILED" else "",
+                "task_type": "TXT_TO_IMG",
+                "eta": eta,
+                "progress_percent": progress,
+            },
+            "images": [],
+            "videos": [],
+            "audios": [],
+        }
+        if s.include_debug_info:
+            submit_ms = str(int(time.time() * 1000 - elapsed * 1000))
+            answer["extra"]["debug_info"] = {
+                "request_info": "",
+                "submit_time_ms": submit_ms,
+                "execute_time_ms": submit_ms,
+                "complete_time_ms": str(int(time.time() * 1000)) if ended else "0",
+            }
+        if status == "TASK_STATUS_SUCCEED":
+            ttl = {"int": 3600, "string": "3600", "zero": "0"}[s.ttl_style]
+            if task.base64_output:
+                location = (
+                    "%%%not-base64%%%"
+                    if s.image_variant == "bad_base64"
+                    else base64.b64encode(self.image_bytes(task)).decode()
+                )
+            else:
+                location = f"{image_base_url}/images/{task.task_id}.{s.image_type}?X-Amz-Expires=3600"
+            answer["images"] = [
+                {"image_url": location, "image_url_ttl": ttl, "image_type": s.image_type, "nsfw_detection_result": {}}
+            ]
+        return 200, answer
+
+    def image_bytes(self, task: Task) -> bytes:
+        if task._image is None:
+            task._image = _broken(task.settings.image_variant, render_image(task))
+        return task._image
+
+
+def render_image(task: Task) -> bytes:
+    """A real picture, the same for the same prompt, seed and size."""
+    s = task.settings
+    digest = hashlib.sha256(f"{task.seed}:{task.prompt}".encode()).digest()
+    width, height = (task.width, task.height)
+    if s.image_variant == "wrong_size":
+        width, height = width // 2, height // 2
+    top, bottom = digest[0:3], digest[3:6]
+    image = Image.new("RGB", (width, height))
+    draw = ImageDraw.Draw(image)
+    for y in range(height):  # a vertical gradient between two colours of the seed
+        t = y / max(1, height - 1)
+        draw.line([(0, y), (width, y)], fill=tuple(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)))
+    rng = random.Random(digest)
+    for _ in range(12):
+        x0, y0 = rng.randrange(width), rng.randrange(height)
+        r = rng.randrange(min(width, height) // 16, min(width, height) // 4)
+        draw.ellipse([x0 - r, y0 - r, x0 + r, y0 + r], fill=tuple(rng.randrange(256) for _ in range(3)))
+    out = io.BytesIO()
+    image.save(out, _PIL_FORMATS.get(s.image_type, "JPEG"), quality=85)
+    return out.getvalue()
+
+
+def _broken(variant: str, data: bytes) -> bytes:
+    if variant == "not_image":
+        return b"<html><body>Access denied</body></html>"
+    if variant == "truncated":
+        return data[: len(data) // 2]
+    if variant == "empty":
+        return b""
+    return data
+
+
+def _handler_for(emulator: NovitaEmulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "novita-emulator"
+
+        def log_message(self, *args: Any) -> None:  # quiet; the stats endpoint counts calls
+            pass
+
+        def do_POST(self) -> None:
+            path = urlsplit(self.path).path
+            body = self._read_json()
+            if path.startswith("/_emulator/"):
+                return self._control(path, body)
+            if path != "/v3/async/z-image-turbo":
+                return self._send(404, error_body(404, "API_NOT_FOUND", "api not found"))
+            fault = emulator.next_fault(SUBMIT)
+            if self._apply(fault) or not self._authorized():
+                return
+            status, answer = (
+                emulator.create_task(body)
+                if body is not _INVALID
+                else (400, error_body(400, "INVALID_REQUEST_BODY", "invalid json"))
+            )
+            self._send(status, answer)
+
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            if parts.path == "/_emulator/stats":
+                return self._send(200, emulator.stats())
+            if parts.path == "/v3/async/task-result":
+                fault = emulator.next_fault(RESULT)
+                if self._apply(fault) or not self._authorized():
+                    return
+                task_id = parse_qs(parts.query).get("task_id", [""])[0]
+                host = self.headers.get("Host") or "127.0.0.1"
+                status, answer = emulator.task_result(task_id, f"http://{host}")
+                return self._send(status, answer)
+            if parts.path.startswith("/images/"):
+                fault = emulator.next_fault(IMAGE)
+                if self._apply(fault):
+                    return
+                task = emulator.tasks.get(parts.path.rsplit("/", 1)[-1].split(".")[0])
+                if task is None:
+                    return self._send_raw(404, b"<Error><Code>NoSuchKey</Code></Error>", "application/xml")
+                if task.settings.image_status != 200:
+                    return self._send_raw(task.settings.image_status, b"<Error>denied</Error>", "application/xml")
+                ctype = f"image/{task.settings.image_type}"
+                return self._send_raw(200, emulator.image_bytes(task), ctype)
+            self._send(404, error_body(404, "API_NOT_FOUND", "api not found"))
+
+        # --- helpers ---------------------------------------------------------------------
+
+        def _authorized(self) -> bool:
+            expected = emulator.settings.api_key
+            given = self.headers.get("Authorization", "")
+            if not given:
+                self._send(400, error_body(400, "MISSING_API_KEY", "missing api key"))
+                return False
+            if expected and given != f"Bearer {expected}":
+                self._send(403, {"code": 403, "reason": "INVALID_API_KEY", "message": "invalid api-key"})
+                return False
+            return True
+
+        def _apply(self, fault: Fault | None) -> bool:
+            """Play a scripted fault; True when it answered (or dropped) the request."""
+            if fault is None:
+                return False
+            if fault.delay:
+                time.sleep(fault.delay)
+            if fault.passthrough:
+                return False
+            if fault.drop:
+                self.close_connection = True
+                self.connection.shutdown(2)  # the client sees a reset / closed connection
+                return True
+            payload = fault.raw if fault.raw is not None else json.dumps(fault.body or {}).encode()
+            self.send_response(fault.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in fault.headers.items():
+                self.send_header(name, str(value))
+            self.end_headers()
+            if fault.slow_body and payload:
+                step = fault.slow_body / len(payload)
+                for i in range(len(payload)):
+                    self.wfile.write(payload[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(step)
+            else:
+                self.wfile.write(payload)
+            return True
+
+        def _control(self, path: str, body: Any) -> None:
+            try:
+                if path == "/_emulator/settings":
+                    return self._send(200, asdict(emulator.configure(**(body or {}))))
+                if path == "/_emulator/faults":
+                    emulator.script(body["endpoint"], *body.get("responses", []))
+                    return self._send(200, {"queued": len(body.get("responses", []))})
+                if path == "/_emulator/reset":
+                    emulator.reset()
+                    return self._send(200, {"reset": True})
+            except (ValueError, KeyError, TypeError) as exc:
+                return self._send(400, {"error": str(exc)})
+            self._send(404, {"error": "unknown control path"})
+
+        def _read_json(self) -> Any:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            if not raw:
+                return None
+            try:
+                return json.loads(raw)
+            except ValueError:
+                return _INVALID
+
+        def _send(self, status: int, body: Any) -> None:
+            self._send_raw(status, json.dumps(body).encode(), "application/json")
+
+        def _send_raw(self, status: int, payload: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    return Handler
+
+
+_INVALID = object()

@@ -1,0 +1,357 @@
+"""The local stack: the product's real pieces on one machine, with no AWS and no Docker.
+
+- moto serves S3, DynamoDB, SSM, Lambda, IAM and Step Functions over HTTP on loopback, so the
+  handlers use plain boto3 and a presigned URL downloads with any HTTP client;
+- the state machine is the real ASL file with template.yaml's substitutions, run by moto's
+  Step Functions interpreter (`execute_state_machine`);
+- moto's Docker-less Lambda backend is the seam: each Lambda invoke is dispatched in-process to
+  the real handler of that function, with the function's environment from template.yaml;
+- an API Gateway front (local.api_gateway) turns HTTP requests into proxy events for the API
+  function, and the Novita emulator (local.novita_emulator) stands in for the upstream unless
+  NOVITA_BASE_URL points elsewhere.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import logging
+import os
+import socket
+import sys
+import time
+import traceback
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from unittest import mock
+
+import boto3
+from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.core.config import default_user_config
+from moto.server import ThreadedMotoServer
+
+from local.api_gateway import ApiGatewayFront
+from local.novita_emulator import EmulatorSettings, NovitaEmulator
+from local.template import ACCOUNT, REGION, ROOT, Resolver, load_template, substitute_definition
+
+DEV_API_KEY = "zimage-local-dev-key"
+SHARED_CODE = ROOT / "layers" / "shared"
+
+# Template parameters the local stack runs with unless told otherwise: the defaults, except
+# where a laptop wants shorter.
+LOCAL_PARAMETERS: dict[str, Any] = {"Stage": "dev", "LogLevel": "INFO"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LocalContext:
+    """The attributes of Lambda's context object that handlers and Powertools read."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    timeout_seconds: int
+    invoked_function_arn: str
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+    started: float = field(default_factory=time.monotonic)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
+
+
+@dataclass
+class LocalFunction:
+    logical_id: str
+    module: ModuleType
+    handler: Any
+    memory: int
+    timeout: int
+    arn: str
+
+    def context(self) -> LocalContext:
+        return LocalContext(
+            function_name=self.logical_id,
+            memory_limit_in_mb=self.memory,
+            timeout_seconds=self.timeout,
+            invoked_function_arn=self.arn,
+            log_group_name=f"/aws/lambda/{self.logical_id}",
+        )
+
+
+class LocalStack:
+    def __init__(
+        self,
+        *,
+        api_port: int = 3000,
+        api_keys: dict[str, str] | None = None,
+        parameters: dict[str, Any] | None = None,
+        novita_base_url: str | None = None,
+        novita_api_key: str | None = None,
+        emulator_settings: EmulatorSettings | None = None,
+    ):
+        self.api_port = api_port
+        self.api_keys = api_keys or {DEV_API_KEY: "local-key-1"}  # key -> key id
+        self.parameters = {**LOCAL_PARAMETERS, **(parameters or {})}
+        self.emulator = None if novita_base_url else NovitaEmulator(settings=emulator_settings)
+        self._novita_base_url = novita_base_url
+        self._novita_api_key = novita_api_key
+        self.moto_port = free_port()
+        self.functions: dict[str, LocalFunction] = {}
+        self._patches: list[Any] = []
+        self._moto: ThreadedMotoServer | None = None
+        self.api: ApiGatewayFront | None = None
+        self.state_machine_arn = ""
+        self.bucket = "zimage-local-images"
+        self.table = "zimage-local-jobs"
+
+    # --- life cycle ----------------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.moto_port}"
+
+    @property
+    def api_url(self) -> str:
+        return self.api.url if self.api else f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def novita_base_url(self) -> str:
+        return self._novita_base_url or self.emulator.url
+
+    def start(self) -> LocalStack:
+        self._start_moto()
+        if self.emulator:
+            self.emulator.start()
+        template = load_template()
+        resolver = Resolver(template, self.parameters)
+        self._create_data_resources(template, resolver)
+        self._create_functions(template, resolver)
+        self._create_state_machine(template, resolver)
+        self._apply_function_environment(template, resolver)
+        self._load_handlers(template)
+        api_function = self.functions["ApiFunction"]
+        self.api = ApiGatewayFront(
+            template, api_function.handler, api_function.context, self.api_keys, port=self.api_port
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        if self.api:
+            self.api.stop()
+        if self.emulator:
+            self.emulator.stop()
+        if self._moto:
+            self._moto.stop()
+        for patch in reversed(self._patches):
+            patch.stop()
+        self._patches.clear()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- AWS -----------------------------------------------------------------------------
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
+    def _start_moto(self) -> None:
+        self._set_env(
+            {
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "AWS_ENDPOINT_URL": self.endpoint,
+                # moto's Step Functions interpreter calls Lambda and other services here.
+                "MOTO_PORT": str(self.moto_port),
+                "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon on a laptop
+            }
+        )
+        self._patches.append(
+            mock.patch.dict(
+                default_user_config,
+                {
+                    "stepfunctions": {"execute_state_machine": True},
+                    "lambda": {"use_docker": False},
+                },
+            )
+        )
+        self._patches.append(mock.patch.object(LambdaSimpleBackend, "invoke", _dispatcher(self)))
+        for patch in self._patches[-2:]:
+            patch.start()
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
+        self._moto.start()
+
+    def _set_env(self, values: dict[str, str]) -> None:
+        patch = mock.patch.dict(os.environ, values)
+        patch.start()
+        self._patches.append(patch)
+
+    def _create_data_resources(self, template: dict, resolver: Resolver) -> None:
+        resources = template["Resources"]
+        table = resolver.resolve(resources["JobsTable"]["Properties"])
+        dynamodb = self.client("dynamodb")
+        dynamodb.create_table(
+            TableName=self.table,
+            BillingMode=table["BillingMode"],
+            AttributeDefinitions=table["AttributeDefinitions"],
+            KeySchema=table["KeySchema"],
+            GlobalSecondaryIndexes=table.get("GlobalSecondaryIndexes", []),
+        )
+        ttl = table["TimeToLiveSpecification"]
+        dynamodb.update_time_to_live(TableName=self.table, TimeToLiveSpecification=ttl)
+        resolver.refs["JobsTable"] = self.table
+
+        self.client("s3").create_bucket(Bucket=self.bucket)
+        resolver.refs["ImagesBucket"] = self.bucket
+        resolver.attributes[("ImagesBucket", "Arn")] = f"arn:aws:s3:::{self.bucket}"
+
+        key = self._novita_api_key or os.environ.get("NOVITA_API_KEY") or EmulatorSettings().api_key
+        name = resolver.parameters["NovitaApiKeyName"]
+        if resolver.condition("KeyInSecretsManager"):
+            self.client("secretsmanager").create_secret(Name=name, SecretString=key)
+        else:
+            self.client("ssm").put_parameter(Name=name, Value=key, Type="SecureString", Overwrite=True)
+        if self._novita_base_url:
+            resolver.parameters["NovitaBaseUrl"] = self._novita_base_url
+        else:
+            resolver.parameters["NovitaBaseUrl"] = self.emulator.url
+
+    def _functions_in(self, template: dict) -> dict[str, dict]:
+        return {
+            logical: spec
+            for logical, spec in template["Resources"].items()
+            if spec["Type"] == "AWS::Serverless::Function"
+        }
+
+    def _create_functions(self, template: dict, resolver: Resolver) -> None:
+        role = self.client("iam").create_role(
+            RoleName="zimage-local-lambda",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+        # moto keeps the code it is given; the code that runs is the handler loaded below.
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zipped:
+            zipped.writestr("app.py", "# dispatched in-process by the local stack\n")
+        lambda_client = self.client("lambda")
+        for logical in self._functions_in(template):
+            arn = lambda_client.create_function(
+                FunctionName=logical,
+                Runtime="python3.13",
+                Role=role,
+                Handler="app.lambda_handler",
+                Code={"ZipFile": archive.getvalue()},
+            )["FunctionArn"]
+            resolver.refs[logical] = logical
+            resolver.attributes[(logical, "Arn")] = arn
+        self._role_arn = role
+
+    def _create_state_machine(self, template: dict, resolver: Resolver) -> None:
+        spec = template["Resources"]["ImageJobStateMachine"]["Properties"]
+        definition = substitute_definition(
+            (ROOT / spec["DefinitionUri"]).read_text(), resolver.resolve(spec["DefinitionSubstitutions"])
+        )
+        self.state_machine_arn = self.client("stepfunctions").create_state_machine(
+            name="zimage-local-image-job", definition=definition, roleArn=self._role_arn, type=spec["Type"]
+        )["stateMachineArn"]
+        resolver.refs["ImageJobStateMachine"] = self.state_machine_arn
+        resolver.attributes[("ImageJobStateMachine", "Name")] = "zimage-local-image-job"
+
+    def _apply_function_environment(self, template: dict, resolver: Resolver) -> None:
+        """All handlers share this one process, so their variables share os.environ: a name
+        that two functions set differently would make one of them run with the wrong value."""
+        shared = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+        merged: dict[str, str] = {k: str(v) for k, v in resolver.resolve(shared).items()}
+        for logical, spec in self._functions_in(template).items():
+            own = spec["Properties"].get("Environment", {}).get("Variables", {})
+            for name, value in resolver.resolve(own).items():
+                if name in merged and merged[name] != str(value):
+                    raise ValueError(f"{logical} sets {name} differently from another function")
+                merged[name] = str(value)
+        self._set_env(merged)
+
+    def _load_handlers(self, template: dict) -> None:
+        if str(SHARED_CODE) not in sys.path:
+            sys.path.insert(0, str(SHARED_CODE))  # where Lambda puts the layer: /opt/python
+        function_globals = template.get("Globals", {}).get("Function", {})
+        for logical, spec in self._functions_in(template).items():
+            props = spec["Properties"]
+            module_name, handler_name = props["Handler"].rsplit(".", 1)
+            path = ROOT / props["CodeUri"] / f"{module_name}.py"
+            loaded = importlib.util.spec_from_file_location(f"zimage_function_{logical}", path)
+            module = importlib.util.module_from_spec(loaded)
+            loaded.loader.exec_module(module)
+            runtime = getattr(module, "runtime", None)
+            if runtime is not None:
+                runtime.warm()
+            self.functions[logical] = LocalFunction(
+                logical_id=logical,
+                module=module,
+                handler=getattr(module, handler_name),
+                memory=int(props.get("MemorySize", function_globals.get("MemorySize", 128))),
+                timeout=int(props.get("Timeout", function_globals.get("Timeout", 3))),
+                arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical}",
+            )
+
+    def invoke(self, function_name: str, payload: bytes | str | None) -> tuple[bytes, str | None]:
+        """Run the named function's real handler; the answer is (payload, function error)."""
+        logical = function_name.split(":function:")[-1].split(":")[0]
+        function = self.functions[logical]
+        event = json.loads(payload or "{}")
+        context = function.context()
+        try:
+            result = function.handler(event, context)
+        except Exception as exc:  # Lambda reports an unhandled error this way
+            report = {
+                "errorType": type(exc).__name__,
+                "errorMessage": str(exc),
+                "stackTrace": traceback.format_tb(exc.__traceback__),
+            }
+            return json.dumps(report).encode(), "Unhandled"
+        elapsed = time.monotonic() - context.started
+        if elapsed > function.timeout:
+            report = {"errorType": "Sandbox.Timedout", "errorMessage": f"Task timed out after {elapsed:.2f} seconds"}
+            return json.dumps(report).encode(), "Unhandled"
+        return json.dumps(result).encode(), None
+
+    # --- conveniences for tests and the demo ---------------------------------------------
+
+    def execution_for(self, job_id: str) -> dict:
+        arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
+        return self.client("stepfunctions").describe_execution(executionArn=arn)
+
+    def history_for(self, job_id: str) -> list[dict]:
+        arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
+        return self.client("stepfunctions").get_execution_history(executionArn=arn)["events"]
+
+
+def _dispatcher(stack: LocalStack) -> Any:
+    def invoke(backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: dict) -> bytes:
+        payload, error = stack.invoke(function_name, body)
+        if error:
+            response_headers["x-amz-function-error"] = error
+        return payload
+
+    return invoke

@@ -1,0 +1,120 @@
+"""Reads template.yaml and resolves its intrinsic functions, so the local stack builds its
+resources, environment and state machine substitutions from the same file AWS deploys."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from cfnlint.decode import cfn_yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+_SUB = re.compile(r"\$\{([^}!]+)\}")
+NO_VALUE = object()
+
+
+def load_template(path: Path = TEMPLATE) -> dict:
+    return cfn_yaml.loads(path.read_text(), str(path))
+
+
+class Resolver:
+    """Resolves Ref, Fn::GetAtt, Fn::Sub, Fn::If, Fn::Equals, Fn::Select, Fn::Split and
+    Fn::Join against parameter values and the physical ids the local stack gave resources."""
+
+    def __init__(self, template: dict, parameters: dict[str, Any], stack_name: str = "zimage-local"):
+        self.template = template
+        self.parameters = {
+            name: parameters.get(name, spec.get("Default"))
+            for name, spec in template.get("Parameters", {}).items()
+        }
+        missing = [name for name, value in self.parameters.items() if value is None]
+        if missing:
+            raise ValueError(f"template parameters without a value: {missing}")
+        self.pseudo = {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::Partition": "aws",
+            "AWS::StackName": stack_name,
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+        self.refs: dict[str, str] = {}  # logical id -> what !Ref gives
+        self.attributes: dict[tuple[str, str], str] = {}  # (logical id, attribute) -> value
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [v for v in (self.resolve(item) for item in value) if v is not NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (key, arg), = value.items()
+            if key == "Ref":
+                return self._ref(arg)
+            if key == "Fn::GetAtt":
+                logical, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+                return self._get_att(logical, attribute)
+            if key == "Fn::Sub":
+                return self._sub(arg)
+            if key == "Fn::If":
+                condition, when_true, when_false = arg
+                return self.resolve(when_true if self.condition(condition) else when_false)
+            if key == "Fn::Equals":
+                left, right = (self.resolve(v) for v in arg)
+                return str(left) == str(right)
+            if key == "Fn::Select":
+                index, items = arg
+                return self.resolve(items)[int(self.resolve(index))]
+            if key == "Fn::Split":
+                delimiter, text = arg
+                return str(self.resolve(text)).split(delimiter)
+            if key == "Fn::Join":
+                delimiter, items = arg
+                return delimiter.join(str(v) for v in self.resolve(items))
+        return {k: r for k, r in ((k, self.resolve(v)) for k, v in value.items()) if r is not NO_VALUE}
+
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve(self.template["Conditions"][name]))
+
+    def _ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return NO_VALUE
+        if name in self.pseudo:
+            return self.pseudo[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in self.refs:
+            return self.refs[name]
+        raise KeyError(f"!Ref {name}: the local stack has not created that resource")
+
+    def _get_att(self, logical: str, attribute: str) -> str:
+        try:
+            return self.attributes[(logical, attribute)]
+        except KeyError:
+            raise KeyError(f"!GetAtt {logical}.{attribute}: not known to the local stack") from None
+
+    def _sub(self, arg: Any) -> str:
+        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
+
+        def replace(match: re.Match) -> str:
+            name = match[1]
+            if name in variables:
+                return str(variables[name])
+            if "." in name:
+                return str(self._get_att(*name.split(".", 1)))
+            return str(self._ref(name))
+
+        return _SUB.sub(replace, text)
+
+
+def substitute_definition(definition: str, substitutions: dict[str, Any]) -> str:
+    """What CloudFormation does with DefinitionSubstitutions: plain text replacement of
+    `${Name}`, which is why numbers may stand unquoted in the ASL file."""
+    for name, value in substitutions.items():
+        definition = definition.replace("${" + name + "}", str(value))
+    leftover = re.findall(r"\$\{[A-Za-z0-9_]+\}", definition)
+    if leftover:
+        raise ValueError(f"state machine placeholders without a substitution: {leftover}")
+    return definition
