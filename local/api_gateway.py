@@ -69,10 +69,15 @@ class ApiGatewayFront:
         self._server.shutdown()
         self._server.server_close()
 
-    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str) -> tuple[int, dict, bytes]:
+    def handle(
+        self, method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str
+    ) -> tuple[int, dict, bytes]:
         parts = urlsplit(raw_path)
         path = unquote(parts.path)
-        match = next(((resource, m) for verb, resource, pattern in self.routes if verb == method and (m := pattern.match(path))), None)
+        match = next(
+            ((resource, m) for verb, resource, pattern in self.routes if verb == method and (m := pattern.match(path))),
+            None,
+        )
         if match is None:
             return _gateway_answer(403, "Missing Authentication Token")
         api_key = next((v for k, v in headers.items() if k.lower() == "x-api-key"), None)
@@ -84,8 +89,16 @@ class ApiGatewayFront:
         return _http_answer(answer)
 
     def _event(
-        self, method: str, path: str, resource: str, path_parameters: dict, query: str,
-        headers: dict[str, str], body: bytes, api_key: str, source_ip: str,
+        self,
+        method: str,
+        path: str,
+        resource: str,
+        path_parameters: dict,
+        query: str,
+        headers: dict[str, str],
+        body: bytes,
+        api_key: str,
+        source_ip: str,
     ) -> dict:
         multi_query = parse_qs(query, keep_blank_values=True)
         multi_headers: dict[str, list[str]] = {}
@@ -127,9 +140,11 @@ class ApiGatewayFront:
 
 
 def _gateway_answer(status: int, message: str) -> tuple[int, dict, bytes]:
-    return status, {"Content-Type": "application/json", "x-amzn-ErrorType": "ForbiddenException"}, json.dumps(
-        {"message": message}
-    ).encode()
+    return (
+        status,
+        {"Content-Type": "application/json", "x-amzn-ErrorType": "ForbiddenException"},
+        json.dumps({"message": message}).encode(),
+    )
 
 
 def _http_answer(answer: dict) -> tuple[int, dict, bytes]:
@@ -157,7 +172,11 @@ def _request_handler(front: ApiGatewayFront) -> type[BaseHTTPRequestHandler]:
                     self.command, self.path, dict(self.headers.items()), body, self.client_address[0]
                 )
             except Exception:  # what API Gateway says when the integration itself breaks
-                status, headers, payload = 502, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}'
+                status, headers, payload = (
+                    502,
+                    {"Content-Type": "application/json"},
+                    b'{"message": "Internal server error"}',
+                )
             self.send_response(status)
             for name, value in headers.items():
                 if name.lower() != "content-length":

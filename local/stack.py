@@ -25,7 +25,6 @@ import traceback
 import uuid
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 from unittest import mock
@@ -186,6 +185,8 @@ class LocalStack:
                 # moto's Step Functions interpreter calls Lambda and other services here.
                 "MOTO_PORT": str(self.moto_port),
                 "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon on a laptop
+                # CloudWatch would read the metrics from stdout; here they only bury the logs.
+                "POWERTOOLS_METRICS_DISABLED": "true",
             }
         )
         self._patches.append(
@@ -348,7 +349,9 @@ class LocalStack:
 
 
 def _dispatcher(stack: LocalStack) -> Any:
-    def invoke(backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: dict) -> bytes:
+    def invoke(
+        backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: dict
+    ) -> bytes:
         payload, error = stack.invoke(function_name, body)
         if error:
             response_headers["x-amz-function-error"] = error

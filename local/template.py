@@ -28,8 +28,7 @@ class Resolver:
     def __init__(self, template: dict, parameters: dict[str, Any], stack_name: str = "zimage-local"):
         self.template = template
         self.parameters = {
-            name: parameters.get(name, spec.get("Default"))
-            for name, spec in template.get("Parameters", {}).items()
+            name: parameters.get(name, spec.get("Default")) for name, spec in template.get("Parameters", {}).items()
         }
         missing = [name for name, value in self.parameters.items() if value is None]
         if missing:
@@ -50,7 +49,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 return self._ref(arg)
             if key == "Fn::GetAtt":

@@ -1,10 +1,9 @@
 """The HTTP API: POST /v1/images starts a job, GET /v1/images/{id} shows it."""
 
-
 import base64
 import binascii
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -74,7 +73,7 @@ def settle_if_stale(job: Job) -> Job:
     if job.is_terminal:
         return job
     deadline = datetime.fromisoformat(job.deadline_at.replace("Z", "+00:00"))
-    if (datetime.now(timezone.utc) - deadline).total_seconds() < STALE_AFTER_DEADLINE_SECONDS:
+    if (datetime.now(UTC) - deadline).total_seconds() < STALE_AFTER_DEADLINE_SECONDS:
         return job
     logger.warning("job outlived its workflow; marking it failed")
     settled = runtime.jobs.record_failure(
@@ -126,9 +125,7 @@ def _unexpected(exc: Exception) -> Response[dict]:
 
 
 def _json(status: int, body: dict, headers: dict | None = None) -> Response[dict]:
-    return Response(
-        status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers
-    )
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
 
 
 def refuse_unreadable_body(event: dict) -> dict | None:

@@ -26,5 +26,9 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     job = runtime.jobs.record_failure(event["job_id"], code=code, message=message)
     metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
     status = job.status if job else "missing"
-    error = {"code": job.error.code, "message": job.error.message} if job and job.error else {"code": code, "message": message}
+    error = (
+        {"code": job.error.code, "message": job.error.message}
+        if job and job.error
+        else {"code": code, "message": message}
+    )
     return {"job_id": event["job_id"], "status": status, "error": error}

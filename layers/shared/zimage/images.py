@@ -88,8 +88,7 @@ def inspect_image(data: bytes, *, expected_size: tuple[int, int], max_bytes: int
         raise InvalidImage(f"the upstream {image_format.upper()} image has no readable dimensions")
     if (info.width, info.height) != expected_size:
         raise InvalidImage(
-            f"the upstream image is {info.width}*{info.height}, "
-            f"not the requested {expected_size[0]}*{expected_size[1]}"
+            f"the upstream image is {info.width}*{info.height}, not the requested {expected_size[0]}*{expected_size[1]}"
         )
     return ImageFacts(
         format=image_format,

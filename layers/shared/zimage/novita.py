@@ -34,7 +34,7 @@ TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_JSON_BYTES = 32 * 1024 * 1024
 
 
-class TaskStatus(str, enum.Enum):
+class TaskStatus(enum.StrEnum):
     QUEUED = "TASK_STATUS_QUEUED"
     PROCESSING = "TASK_STATUS_PROCESSING"
     SUCCEED = "TASK_STATUS_SUCCEED"
@@ -234,7 +234,9 @@ def error_from_response(status: int, raw: bytes, retry_after: str | None = None)
             message = str(parsed.get("message") or "")
     except ValueError:
         pass
-    text = f"the upstream answered HTTP {status}" + (f" {reason}" if reason else "") + (f": {message}" if message else "")
+    text = (
+        f"the upstream answered HTTP {status}" + (f" {reason}" if reason else "") + (f": {message}" if message else "")
+    )
     if status == 429:
         return UpstreamRateLimited(text, retry_after=parse_retry_after(retry_after), reason=reason)
     if status in TRANSIENT_STATUSES and reason != "BILLING_FAILED":

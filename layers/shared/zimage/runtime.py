@@ -31,7 +31,7 @@ class Runtime:
         return ImageStore(s3, self.settings.images_bucket)
 
     @cached_property
-    def sfn(self):  # noqa: ANN201 - a boto3 client has no importable type
+    def sfn(self):
         return boto3.client("stepfunctions")
 
     @cached_property

@@ -21,7 +21,7 @@ def describe_validation_error(problems: Sequence[Any]) -> tuple[str, str | None]
     if kind == "json_invalid":
         return "the body is not valid JSON", None
     if kind in ("model_attributes_type", "dict_type", "model_type") or (kind == "missing" and field is None):
-        return "the body must be a JSON object such as {\"prompt\": \"a red fox\"}", None
+        return 'the body must be a JSON object such as {"prompt": "a red fox"}', None
     if kind == "missing":
         return f"{field} is required", field
     if kind == "extra_forbidden":

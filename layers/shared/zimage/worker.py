@@ -70,7 +70,9 @@ def poll_task(state: dict, deps: PollDependencies) -> dict:
             logger.warning("upstream poll failed", extra={"error": exc.message, "in_a_row": upstream_errors})
             if upstream_errors >= deps.max_consecutive_upstream_errors:
                 return _failed(
-                    state, deps, "upstream_unavailable",
+                    state,
+                    deps,
+                    "upstream_unavailable",
                     f"the image model failed {upstream_errors} polls in a row; last: {exc.message}",
                 )
             break  # back off through the Wait state rather than hammering a failing upstream
@@ -84,7 +86,10 @@ def poll_task(state: dict, deps: PollDependencies) -> dict:
             # Shown to clients at once, not only when this turn ends.
             started_processing = True
             job = deps.jobs.record_progress(
-                job_id, processing=True, progress=_whole(result.progress_percent), eta_seconds=_whole(result.eta_seconds)
+                job_id,
+                processing=True,
+                progress=_whole(result.progress_percent),
+                eta_seconds=_whole(result.eta_seconds),
             )
             if job is None or job.is_terminal:
                 return _answer_for(state, job)

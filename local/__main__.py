@@ -1,0 +1,85 @@
+"""`python -m local [run|demo]`: the local stack (make run) and a one-image demo (make demo)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from local.stack import DEV_API_KEY, LocalStack
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("run", help="serve the local stack until Ctrl-C (the default)")
+    demo = commands.add_parser("demo", help="make one image through the HTTP API and save it")
+    demo.add_argument("--prompt", default=os.environ.get("PROMPT") or "a red fox in snow, watercolor")
+    demo.add_argument("--size", default=os.environ.get("SIZE") or "1024*768")
+    demo.add_argument("--seed", type=int, default=int(os.environ.get("SEED") or 7))
+    demo.add_argument("--out", type=Path, default=Path(os.environ["OUT"]) if os.environ.get("OUT") else None)
+    demo.add_argument("--timeout", type=float, default=120)
+    args = parser.parse_args(argv)
+
+    port = int(os.environ.get("PORT") or 3000)
+    api_key = os.environ.get("API_KEY") or DEV_API_KEY
+    if args.command == "demo":
+        from local.demo import run_demo
+
+        url = os.environ.get("ZIMAGE_URL") or f"http://127.0.0.1:{port}"
+        return run_demo(
+            url=url,
+            api_key=api_key,
+            prompt=args.prompt,
+            size=args.size,
+            seed=args.seed,
+            out=args.out,
+            timeout=args.timeout,
+        )
+    return serve(port, api_key)
+
+
+def serve(port: int, api_key: str) -> int:
+    upstream = os.environ.get("NOVITA_BASE_URL")
+    stack = LocalStack(
+        api_port=port,
+        api_keys={api_key: "local-key-1"},
+        novita_base_url=upstream,
+        novita_api_key=os.environ.get("NOVITA_API_KEY"),
+    )
+    stack.start()
+    hint = "" if upstream else "             set NOVITA_BASE_URL and NOVITA_API_KEY to use another upstream\n"
+    print(
+        f"""
+zimage local stack is up.
+
+  API:       {stack.api_url}
+  API key:   {api_key}{"   (set API_KEY to choose another)" if api_key == DEV_API_KEY else ""}
+  upstream:  {upstream or stack.novita_base_url + "  (the Novita emulator)"}
+{hint}  AWS (moto): {stack.endpoint}
+
+Try it:
+  curl -s -X POST {stack.api_url}/v1/images -H 'x-api-key: {api_key}' \\
+       -H 'Content-Type: application/json' -d '{{"prompt": "a red fox in snow", "size": "1024*768"}}'
+  curl -s {stack.api_url}/v1/images/<id> -H 'x-api-key: {api_key}'
+  make demo PROMPT="a lighthouse at dusk"
+
+Ctrl-C stops it.
+""",
+        flush=True,
+    )
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stopped.wait()
+    stack.stop()
+    print("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
