@@ -237,8 +237,11 @@ class NovitaEmulator:
                 )
             else:
                 location = f"{image_base_url}/images/{task.task_id}.{s.image_type}?X-Amz-Expires=3600"
+            # The documentation shows `nsfw_detection_result: {}`, but Novita's Python SDK requires
+            # `valid` and `confidence` there; sending them keeps both readers working.
+            nsfw = {"valid": True, "confidence": 0.0}
             answer["images"] = [
-                {"image_url": location, "image_url_ttl": ttl, "image_type": s.image_type, "nsfw_detection_result": {}}
+                {"image_url": location, "image_url_ttl": ttl, "image_type": s.image_type, "nsfw_detection_result": nsfw}
             ]
         return 200, answer
 

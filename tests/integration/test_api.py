@@ -1,0 +1,202 @@
+"""The HTTP contract over real HTTP: access, validation, the error model, upstream refusals.
+A rejected request never reaches the upstream and never leaves a job behind."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from local.novita_emulator import Fault
+
+from .conftest import OTHER_API_KEY, ApiClient
+
+
+def job_count(stack) -> int:
+    return stack.client("dynamodb").scan(TableName=stack.table, Select="COUNT")["Count"]
+
+
+@pytest.fixture
+def nothing_left_behind(stack, emulator):
+    """Asserts, after the test, that the upstream was never called and no job was recorded."""
+    before = job_count(stack)
+    yield
+    assert emulator.calls["submit"] == 0
+    assert job_count(stack) == before
+
+
+# --- access -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", [None, "not-a-key"])
+def test_without_a_valid_key_the_gateway_answers_forbidden(stack, key, nothing_left_behind):
+    answer = ApiClient(stack.api_url, api_key=key).request("POST", "/v1/images", body={"prompt": "x"})
+
+    assert answer.status == 403
+    assert answer.json() == {"message": "Forbidden"}
+
+
+def test_a_route_the_api_does_not_have_is_refused_like_api_gateway(api, nothing_left_behind):
+    answer = api.request("PUT", "/v1/images")
+
+    assert answer.status == 403
+    assert answer.json() == {"message": "Missing Authentication Token"}
+
+
+def test_another_keys_job_reads_like_an_unknown_one(stack, api):
+    job = api.wait(api.submit()["id"])
+
+    other = ApiClient(stack.api_url, api_key=OTHER_API_KEY).request("GET", f"/v1/images/{job['id']}")
+    unknown = api.request("GET", "/v1/images/img_00000000000000000000000000")
+
+    assert other.status == unknown.status == 404
+    assert other.json()["error"]["code"] == unknown.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("job_id", ["nope", "img_..%2F..%2Fetc", "img_' OR 1=1 --", "a" * 300])
+def test_ids_that_cannot_exist_are_404_without_a_lookup(api, job_id):
+    answer = api.request("GET", f"/v1/images/{job_id}")
+
+    assert answer.status in (403, 404)  # a path with an encoded slash has no route at all
+    if answer.status == 404:
+        assert answer.json()["error"]["code"] == "not_found"
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+BAD_BODIES = [
+    ({"size": "1024*1024"}, "prompt", "prompt is required"),
+    ({"prompt": ""}, "prompt", "must not be empty"),
+    ({"prompt": "   \n\t "}, "prompt", "must not be empty"),
+    ({"prompt": "x" * 4001}, "prompt", "at most 4000 characters, got 4001"),
+    ({"prompt": "a\x00b"}, "prompt", "control characters"),
+    ({"prompt": 42}, "prompt", "must be a string"),
+    ({"prompt": {"text": "fox"}}, "prompt", "must be a string"),
+    ({"prompt": "fox", "size": "1024x1024"}, "size", "got 1024x1024"),
+    ({"prompt": "fox", "size": "2048*512"}, "size", "size must be W*H with each side 256..1536, got 2048*512"),
+    ({"prompt": "fox", "size": "0*0"}, "size", "256..1536"),
+    ({"prompt": "fox", "size": "1e3*512"}, "size", "256..1536"),
+    ({"prompt": "fox", "size": "-512*512"}, "size", "256..1536"),
+    ({"prompt": "fox", "size": 1024}, "size", "must be a string"),
+    ({"prompt": "fox", "seed": 7.5}, "seed", "integer"),
+    ({"prompt": "fox", "seed": True}, "seed", "got a boolean"),
+    ({"prompt": "fox", "seed": "7"}, "seed", "integer"),
+    ({"prompt": "fox", "seed": -2}, "seed", "got -2"),
+    ({"prompt": "fox", "seed": 2**31}, "seed", "got 2147483648"),
+    ({"prompt": "fox", "colour": "red"}, "colour", "unknown field 'colour'"),
+]
+
+
+@pytest.mark.parametrize(("body", "field", "message"), BAD_BODIES)
+def test_a_bad_field_is_a_400_that_names_it(api, body, field, message, nothing_left_behind):
+    answer = api.request("POST", "/v1/images", body=body)
+
+    assert answer.status == 400, answer.data
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert error["field"] == field
+    assert message in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "JSON object"),
+        (b'"a fox"', "JSON object"),
+        (b"", "JSON object"),
+        (b"\xff\xfe{}", "UTF-8"),
+    ],
+)
+def test_a_body_that_is_not_a_json_object_is_a_400(api, raw, message, nothing_left_behind):
+    answer = api.request("POST", "/v1/images", raw=raw)
+
+    assert answer.status == 400, answer.data
+    assert message in answer.json()["error"]["message"]
+
+
+def test_a_body_over_64_kib_is_a_413(api, nothing_left_behind):
+    answer = api.request("POST", "/v1/images", raw=json.dumps({"prompt": "x" * 70_000}).encode())
+
+    assert answer.status == 413
+    assert answer.json()["error"]["code"] == "payload_too_large"
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", ""])
+def test_a_body_that_is_not_json_by_type_is_a_415(api, content_type, nothing_left_behind):
+    answer = api.request("POST", "/v1/images", body={"prompt": "fox"}, headers={"Content-Type": content_type})
+
+    assert answer.status == 415
+    assert answer.json()["error"]["code"] == "unsupported_media_type"
+
+
+def test_the_accepted_job_is_recorded_with_defaults_and_a_location(api):
+    answer = api.request("POST", "/v1/images", body={"prompt": "  a fox  "})
+
+    assert answer.status == 202
+    job = answer.json()
+    assert answer.headers["Location"] == f"/v1/images/{job['id']}" == job["links"]["self"]
+    assert job["prompt"] == "a fox"
+    assert job["size"] == "1024*1024"
+    assert job["seed"] == -1
+    assert job["status"] == "queued"
+
+
+# --- upstream refusals at submit --------------------------------------------------------------
+
+
+def test_upstream_rate_limit_is_retried_then_passed_on_with_retry_after(stack, api, emulator):
+    before = job_count(stack)
+    limited = {"status": 429, "headers": {"Retry-After": "1"}, "body": {"code": 429, "reason": "RATE_LIMIT_EXCEEDED"}}
+    emulator.script("submit", limited, limited, limited)
+
+    answer = api.request("POST", "/v1/images", body={"prompt": "fox"})
+
+    assert answer.status == 429
+    assert answer.headers["Retry-After"] == "1"
+    assert answer.json()["error"]["code"] == "upstream_rate_limited"
+    assert emulator.calls["submit"] == 3  # a refused submit made no task, so it is retried
+    assert job_count(stack) == before
+
+
+def test_a_rate_limit_that_clears_gives_an_accepted_job(api, emulator):
+    emulator.script("submit", Fault(status=429, headers={"Retry-After": "0"}, body={"reason": "RATE_LIMIT_EXCEEDED"}))
+
+    answer = api.request("POST", "/v1/images", body={"prompt": "fox"})
+
+    assert answer.status == 202
+    assert emulator.calls["submit"] == 2
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "code"),
+    [
+        (Fault(status=503, body={"code": 503, "reason": "SERVICE_UNAVAILABLE"}), 503, "upstream_unavailable"),
+        (Fault(status=500, body={"code": 500, "reason": "CREATE_TASK_FAILED"}), 503, "upstream_unavailable"),
+        (Fault(drop=True), 503, "upstream_unavailable"),
+        (Fault(status=200, raw=b"<html>gateway</html>"), 503, "upstream_unavailable"),
+        (Fault(status=200, body={"no_task_id": True}), 503, "upstream_unavailable"),
+        (Fault(status=403, body={"code": 403, "reason": "INVALID_API_KEY"}), 502, "upstream_error"),
+        (Fault(status=400, body={"code": 400, "reason": "BILLING_BALANCE_NOT_ENOUGH"}), 503, "upstream_unavailable"),
+    ],
+)
+def test_an_upstream_failure_at_submit_is_answered_once_and_leaves_no_job(stack, api, emulator, fault, status, code):
+    # A submit that may have reached the upstream is never repeated: it could start a second paid task.
+    before = job_count(stack)
+    emulator.script("submit", fault)
+
+    answer = api.request("POST", "/v1/images", body={"prompt": "fox"})
+
+    assert answer.status == status, answer.data
+    assert answer.json()["error"]["code"] == code
+    assert emulator.calls["submit"] == 1
+    assert job_count(stack) == before
+
+
+def test_a_prompt_the_upstream_calls_illegal_is_the_callers_400(api, emulator):
+    emulator.script("submit", Fault(status=400, body={"code": 400, "reason": "ILLEGAL_PROMPT", "message": "nsfw"}))
+
+    answer = api.request("POST", "/v1/images", body={"prompt": "fox"})
+
+    assert answer.status == 400
+    assert answer.json()["error"]["field"] == "prompt"
