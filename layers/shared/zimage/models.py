@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 MIN_SIDE, MAX_SIDE = 256, 1536
 MAX_SEED = 2_147_483_647
 MAX_PROMPT_CHARS = 4000
-_SIZE = re.compile(r"^(\d{1,5})\*(\d{1,5})$")
+_SIZE = re.compile(r"^([0-9]{1,5})\*([0-9]{1,5})$")  # [0-9]: \d matches digits of other scripts too
 # C0 controls and DEL, except tab, line feed and carriage return, which prompts may hold.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 

@@ -17,7 +17,7 @@ from aws_lambda_powertools import Logger
 from zimage import errors
 from zimage.images import decode_base64_image, inspect_image, is_url
 from zimage.jobs import JobStore
-from zimage.models import CANCELED, FAILED, SUCCEEDED, Job, parse_size
+from zimage.models import FAILED, SUCCEEDED, Job, parse_size
 from zimage.novita import NovitaClient, TaskResult, TaskStatus
 from zimage.polling import PollPolicy, expected_remaining_seconds, next_wait_seconds, should_poll_fast
 from zimage.storage import ImageStore
@@ -159,8 +159,12 @@ def _failed(state: dict, deps: PollDependencies, code: str, message: str) -> dic
 def _answer_for(state: dict, job: Job | None) -> dict:
     """The step's answer for a job that has ended, here or (canceled, or finished by an earlier
     attempt of this step) elsewhere: always what the table says, so the two never disagree."""
-    if job is None:
-        return {**_carry(state), "status": CANCELED}
+    if job is None:  # removed (TTL) or never recorded: end the workflow, never loop on it
+        return {
+            **_carry(state),
+            "status": FAILED,
+            "error": {"code": "job_missing", "message": "the job no longer exists"},
+        }
     answer: dict[str, Any] = {**_carry(state), "status": job.status}
     if job.status == FAILED and job.error:
         answer["error"] = {"code": job.error.code, "message": job.error.message}

@@ -1,0 +1,55 @@
+"""Unit fixtures: moto in-process (no sockets), with the jobs table built from template.yaml so
+the test schema cannot drift from the deployed one."""
+
+from __future__ import annotations
+
+import io
+
+import boto3
+import pytest
+from moto import mock_aws
+from PIL import Image
+
+from local.template import Resolver, load_template
+from zimage.jobs import JobStore
+from zimage.storage import ImageStore
+
+BUCKET = "unit-images"
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def jobs(aws) -> JobStore:
+    template = load_template()
+    table = Resolver(template, {}).resolve(template["Resources"]["JobsTable"]["Properties"])
+    dynamodb = boto3.resource("dynamodb")
+    created = dynamodb.create_table(
+        TableName="unit-jobs",
+        BillingMode=table["BillingMode"],
+        AttributeDefinitions=table["AttributeDefinitions"],
+        KeySchema=table["KeySchema"],
+        GlobalSecondaryIndexes=table["GlobalSecondaryIndexes"],
+    )
+    return JobStore(created)
+
+
+@pytest.fixture
+def images(aws) -> ImageStore:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    return ImageStore(s3, BUCKET)
+
+
+def picture(width: int, height: int, image_format: str = "JPEG") -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 80, 40)).save(out, image_format)
+    return out.getvalue()

@@ -1,0 +1,266 @@
+"""The poll step's decisions, with moto in-process for the table and bucket and a scripted
+upstream: what it records, what it answers, and that repeating it changes nothing."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+import boto3
+import pytest
+
+from zimage import errors
+from zimage.models import Job, iso, new_job_id, utc_now
+from zimage.novita import TaskResult, TaskStatus, UpstreamImage
+from zimage.polling import PollPolicy
+from zimage.worker import ImageUnavailable, PollDependencies, poll_task
+
+from .conftest import BUCKET, picture
+
+SIZE = "320*256"
+
+
+class ScriptedNovita:
+    """Answers get_task_result from a script (results or errors); the last entry repeats."""
+
+    def __init__(self, *script: TaskResult | Exception, image: bytes | Exception | None = None):
+        self.script = list(script)
+        self.image = image if image is not None else picture(320, 256)
+        self.polls = 0
+        self.downloads = 0
+
+    def get_task_result(self, task_id: str) -> TaskResult:
+        self.polls += 1
+        step = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+    def download_image(self, url: str, *, max_bytes: int) -> bytes:
+        self.downloads += 1
+        if isinstance(self.image, Exception):
+            raise self.image
+        return self.image
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def running(eta: float = 0, progress: float = 0, status: TaskStatus = TaskStatus.PROCESSING) -> TaskResult:
+    return TaskResult(status=status, eta_seconds=eta, progress_percent=progress)
+
+
+def done(location: str = "https://cdn.example/img.jpeg", seed: int | None = 99) -> TaskResult:
+    return TaskResult(
+        status=TaskStatus.SUCCEED, images=(UpstreamImage(location=location, image_type="jpeg"),), seed=seed
+    )
+
+
+@pytest.fixture
+def job(jobs) -> Job:
+    now = utc_now()
+    record = Job(
+        job_id=new_job_id(),
+        owner="key-1",
+        status="queued",
+        prompt="a fox",
+        size=SIZE,
+        seed=-1,
+        task_id="t-1",
+        created_at=iso(now),
+        updated_at=iso(now),
+        deadline_at=iso(now),
+        expires_at=int(time.time()) + 3600,
+    )
+    jobs.create(record)
+    return record
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def step(job: Job, jobs, images, novita, clock, *, deadline_in: float = 600, **state) -> dict:
+    deps = PollDependencies(
+        novita=novita,
+        jobs=jobs,
+        images=images,
+        max_image_bytes=5_000_000,
+        presigned_url_seconds=60,
+        max_consecutive_upstream_errors=3,
+        policy=PollPolicy(
+            min_wait_seconds=1, max_wait_seconds=30, fast_poll_window_seconds=3, fast_poll_interval_seconds=0.5
+        ),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    payload = {
+        "job_id": job.job_id,
+        "task_id": "t-1",
+        "size": SIZE,
+        "deadline": clock.now + deadline_in,
+        "polls": 0,
+        **state,
+    }
+    return poll_task(payload, deps)
+
+
+def test_a_finished_task_is_stored_and_recorded(job, jobs, images, clock):
+    answer = step(job, jobs, images, ScriptedNovita(done()), clock)
+
+    assert answer["status"] == "succeeded"
+    assert answer["image"]["key"] == f"images/{job.job_id}.jpg"
+    assert answer["image"]["url"].startswith("https://")
+    stored = jobs.get(job.job_id)
+    assert stored.status == "succeeded"
+    assert stored.seed == 99  # the seed the upstream actually used
+    assert (stored.image.width, stored.image.height) == (320, 256)
+    head = boto3.client("s3").head_object(Bucket=BUCKET, Key=stored.image.key)
+    assert head["ContentType"] == "image/jpeg"
+    assert head["Metadata"]["sha256"] == stored.image.sha256
+
+
+def test_repeating_the_step_after_success_neither_duplicates_nor_changes_anything(job, jobs, images, clock):
+    first = step(job, jobs, images, ScriptedNovita(done()), clock)
+    again = step(job, jobs, images, ScriptedNovita(done()), clock)
+
+    assert again["status"] == "succeeded"
+    assert again["image"]["sha256"] == first["image"]["sha256"]
+    listing = boto3.client("s3").list_objects_v2(Bucket=BUCKET)
+    assert listing["KeyCount"] == 1
+
+
+def test_base64_data_is_decoded_instead_of_downloaded(job, jobs, images, clock):
+    novita = ScriptedNovita(done(location=base64.b64encode(picture(320, 256, "PNG")).decode()))
+
+    answer = step(job, jobs, images, novita, clock)
+
+    assert answer["status"] == "succeeded"
+    assert answer["image"]["content_type"] == "image/png"
+    assert novita.downloads == 0
+
+
+def test_a_task_ending_soon_is_polled_fast_inside_one_step(job, jobs, images, clock):
+    novita = ScriptedNovita(running(eta=1), running(eta=1), done())
+
+    answer = step(job, jobs, images, novita, clock)
+
+    assert answer["status"] == "succeeded"
+    assert novita.polls == 3
+
+
+def test_a_long_task_hands_back_a_wait_from_its_eta(job, jobs, images, clock):
+    answer = step(job, jobs, images, ScriptedNovita(running(eta=20, progress=10)), clock)
+
+    assert answer["status"] == "pending"
+    assert answer["wait_seconds"] == 19
+    assert answer["polls"] == 1
+    stored = jobs.get(job.job_id)
+    assert (stored.status, stored.progress, stored.eta_seconds) == ("processing", 10, 20)
+
+
+def test_a_queued_task_stays_queued(job, jobs, images, clock):
+    step(job, jobs, images, ScriptedNovita(running(eta=20, status=TaskStatus.QUEUED)), clock)
+
+    assert jobs.get(job.job_id).status == "queued"
+
+
+def test_an_upstream_failure_records_its_reason(job, jobs, images, clock):
+    failed = TaskResult(status=TaskStatus.FAILED, reason="NSFW content detected")
+
+    answer = step(job, jobs, images, ScriptedNovita(failed), clock)
+
+    assert answer == {
+        **answer,
+        "status": "failed",
+        "error": {"code": "upstream_failed", "message": answer["error"]["message"]},
+    }
+    assert "NSFW content detected" in jobs.get(job.job_id).error.message
+
+
+def test_a_failure_without_a_reason_still_says_something(job, jobs, images, clock):
+    answer = step(job, jobs, images, ScriptedNovita(TaskResult(status=TaskStatus.FAILED)), clock)
+
+    assert answer["error"]["message"].endswith("no reason given")
+
+
+def test_a_lost_task_fails_at_once(job, jobs, images, clock):
+    lost = errors.UpstreamRejected("HTTP 404 TASK_NOT_FOUND", status=404, reason="TASK_NOT_FOUND")
+
+    answer = step(job, jobs, images, ScriptedNovita(lost), clock)
+
+    assert answer["error"]["code"] == "upstream_task_lost"
+
+
+def test_poll_errors_back_off_until_too_many_in_a_row(job, jobs, images, clock):
+    outage = errors.UpstreamUnavailable("HTTP 503", status=503)
+
+    first = step(job, jobs, images, ScriptedNovita(outage), clock)
+    third = step(job, jobs, images, ScriptedNovita(outage), clock, upstream_errors=2)
+
+    assert first["status"] == "pending"
+    assert first["upstream_errors"] == 1
+    assert third["status"] == "failed"
+    assert third["error"]["code"] == "upstream_unavailable"
+
+
+def test_a_good_poll_resets_the_error_count(job, jobs, images, clock):
+    answer = step(job, jobs, images, ScriptedNovita(running(eta=20)), clock, upstream_errors=2)
+
+    assert answer["upstream_errors"] == 0
+
+
+def test_past_the_deadline_the_job_times_out(job, jobs, images, clock):
+    answer = step(job, jobs, images, ScriptedNovita(running(eta=60)), clock, deadline_in=-1)
+
+    assert answer["error"]["code"] == "timeout"
+    assert jobs.get(job.job_id).status == "failed"
+
+
+def test_a_canceled_job_is_never_revived(job, jobs, images, clock):
+    # GIVEN a job canceled while its task was running
+    boto3.resource("dynamodb").Table("unit-jobs").update_item(
+        Key={"job_id": job.job_id},
+        UpdateExpression="SET #s = :c",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":c": "canceled"},
+    )
+
+    # WHEN the task later reports progress, then success
+    pending = step(job, jobs, images, ScriptedNovita(running(eta=20)), clock)
+    finished = step(job, jobs, images, ScriptedNovita(done()), clock)
+
+    # THEN the job stays canceled and the workflow is told so
+    assert pending["status"] == finished["status"] == "canceled"
+    assert jobs.get(job.job_id).status == "canceled"
+
+
+def test_an_image_link_that_refuses_raises_for_the_workflow_to_retry(job, jobs, images, clock):
+    novita = ScriptedNovita(done(), image=errors.UpstreamRejected("the image URL answered HTTP 403", status=403))
+
+    with pytest.raises(ImageUnavailable, match="403"):
+        step(job, jobs, images, novita, clock)
+
+    assert jobs.get(job.job_id).status == "queued"  # nothing recorded: the retry decides
+
+
+def test_success_without_an_image_fails_the_job(job, jobs, images, clock):
+    answer = step(job, jobs, images, ScriptedNovita(TaskResult(status=TaskStatus.SUCCEED)), clock)
+
+    assert answer["error"]["code"] == "upstream_no_image"
+
+
+def test_a_wrong_image_fails_the_job_and_stores_nothing(job, jobs, images, clock):
+    answer = step(job, jobs, images, ScriptedNovita(done(), image=picture(100, 100)), clock)
+
+    assert answer["error"]["code"] == "invalid_image"
+    assert boto3.client("s3").list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
