@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import threading
 import time
@@ -21,8 +22,16 @@ from urllib.parse import parse_qs, unquote, urlsplit
 API_ID = "local"
 
 
-def routes_from_template(template: dict) -> list[tuple[str, str, re.Pattern]]:
-    """(method, resource path, matcher) for every Api event of every function."""
+def routes_from_template(template: dict) -> list[tuple[str, str, re.Pattern, bool]]:
+    """(method, resource path, matcher, key required) for every Api event of every function."""
+    api_auth = next(
+        (
+            spec["Properties"].get("Auth", {})
+            for spec in template["Resources"].values()
+            if spec["Type"] == "AWS::Serverless::Api"
+        ),
+        {},
+    )
     routes = []
     for spec in template["Resources"].values():
         if spec["Type"] != "AWS::Serverless::Function":
@@ -32,7 +41,10 @@ def routes_from_template(template: dict) -> list[tuple[str, str, re.Pattern]]:
                 continue
             path = event["Properties"]["Path"]
             pattern = re.sub(r"\\\{([A-Za-z0-9_]+)\\\}", r"(?P<\1>[^/]+)", re.escape(path))
-            routes.append((event["Properties"]["Method"].upper(), path, re.compile(f"^{pattern}$")))
+            key_required = (
+                event["Properties"].get("Auth", {}).get("ApiKeyRequired", api_auth.get("ApiKeyRequired", False))
+            )
+            routes.append((event["Properties"]["Method"].upper(), path, re.compile(f"^{pattern}$"), key_required))
     return routes
 
 
@@ -75,15 +87,19 @@ class ApiGatewayFront:
         parts = urlsplit(raw_path)
         path = unquote(parts.path)
         match = next(
-            ((resource, m) for verb, resource, pattern in self.routes if verb == method and (m := pattern.match(path))),
+            (
+                (resource, found, key_required)
+                for verb, resource, pattern, key_required in self.routes
+                if verb == method and (found := pattern.match(path))
+            ),
             None,
         )
         if match is None:
             return _gateway_answer(403, "Missing Authentication Token")
+        resource, found, key_required = match
         api_key = next((v for k, v in headers.items() if k.lower() == "x-api-key"), None)
-        if api_key not in self.api_keys:
+        if key_required and api_key not in self.api_keys:
             return _gateway_answer(403, "Forbidden")
-        resource, found = match
         event = self._event(method, path, resource, found.groupdict(), parts.query, headers, body, api_key, source_ip)
         answer = self.handler(event, self.make_context())
         return _http_answer(answer)
@@ -128,8 +144,8 @@ class ApiGatewayFront:
                 "requestId": str(uuid.uuid4()),
                 "requestTimeEpoch": int(time.time() * 1000),
                 "identity": {
-                    "apiKey": api_key,
-                    "apiKeyId": self.api_keys[api_key],
+                    "apiKey": api_key if api_key in self.api_keys else None,
+                    "apiKeyId": self.api_keys.get(api_key),
                     "sourceIp": source_ip,
                     "userAgent": headers.get("User-Agent", ""),
                 },
@@ -172,6 +188,7 @@ def _request_handler(front: ApiGatewayFront) -> type[BaseHTTPRequestHandler]:
                     self.command, self.path, dict(self.headers.items()), body, self.client_address[0]
                 )
             except Exception:  # what API Gateway says when the integration itself breaks
+                logging.getLogger("local.api_gateway").exception("the API function crashed")
                 status, headers, payload = (
                     502,
                     {"Content-Type": "application/json"},

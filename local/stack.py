@@ -211,19 +211,25 @@ class LocalStack:
         self._patches.append(patch)
 
     def _create_data_resources(self, template: dict, resolver: Resolver) -> None:
-        resources = template["Resources"]
-        table = resolver.resolve(resources["JobsTable"]["Properties"])
         dynamodb = self.client("dynamodb")
-        dynamodb.create_table(
-            TableName=self.table,
-            BillingMode=table["BillingMode"],
-            AttributeDefinitions=table["AttributeDefinitions"],
-            KeySchema=table["KeySchema"],
-            GlobalSecondaryIndexes=table.get("GlobalSecondaryIndexes", []),
-        )
-        ttl = table["TimeToLiveSpecification"]
-        dynamodb.update_time_to_live(TableName=self.table, TimeToLiveSpecification=ttl)
-        resolver.refs["JobsTable"] = self.table
+        for logical, spec in template["Resources"].items():
+            if spec["Type"] != "AWS::DynamoDB::Table":
+                continue
+            table = resolver.resolve(spec["Properties"])
+            name = self.table if logical == "JobsTable" else f"zimage-local-{logical}"
+            options = (
+                {"GlobalSecondaryIndexes": table["GlobalSecondaryIndexes"]} if "GlobalSecondaryIndexes" in table else {}
+            )
+            dynamodb.create_table(
+                TableName=name,
+                BillingMode=table["BillingMode"],
+                AttributeDefinitions=table["AttributeDefinitions"],
+                KeySchema=table["KeySchema"],
+                **options,
+            )
+            if "TimeToLiveSpecification" in table:
+                dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=table["TimeToLiveSpecification"])
+            resolver.refs[logical] = name
 
         self.client("s3").create_bucket(Bucket=self.bucket)
         resolver.refs["ImagesBucket"] = self.bucket
@@ -300,13 +306,13 @@ class LocalStack:
         for logical, spec in self._functions_in(template).items():
             props = spec["Properties"]
             module_name, handler_name = props["Handler"].rsplit(".", 1)
-            path = ROOT / props["CodeUri"] / f"{module_name}.py"
+            code = ROOT / props["CodeUri"]
+            if str(code) not in sys.path:
+                sys.path.append(str(code))  # Lambda puts the function's own folder on the path
+            path = code / f"{module_name}.py"
             loaded = importlib.util.spec_from_file_location(f"zimage_function_{logical}", path)
             module = importlib.util.module_from_spec(loaded)
             loaded.loader.exec_module(module)
-            runtime = getattr(module, "runtime", None)
-            if runtime is not None:
-                runtime.warm()
             self.functions[logical] = LocalFunction(
                 logical_id=logical,
                 module=module,
@@ -315,6 +321,9 @@ class LocalStack:
                 timeout=int(props.get("Timeout", function_globals.get("Timeout", 3))),
                 arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical}",
             )
+        from zimage.runtime import shared_runtime
+
+        shared_runtime().warm()
 
     def invoke(self, function_name: str, payload: bytes | str | None) -> tuple[bytes, str | None]:
         """Run the named function's real handler; the answer is (payload, function error)."""

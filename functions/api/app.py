@@ -1,99 +1,56 @@
-"""The HTTP API: POST /v1/images starts a job, GET /v1/images/{id} shows it."""
+"""The HTTP API function: the resolver, the one error model, the OpenAPI document.
+The routes themselves are in image_routes.py."""
 
 import base64
 import binascii
 import json
-from datetime import UTC, datetime
-from typing import Annotated
 
+import image_routes
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+    IdempotencyValidationError,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from zimage import errors
-from zimage.models import JOB_ID, CreateImageRequest, Job
-from zimage.runtime import Runtime
-from zimage.submit import submit_job
 from zimage.validation import describe_validation_error
 
 MAX_BODY_BYTES = 64 * 1024
-# A job still active this long after its deadline lost its workflow (it cannot happen through
-# the state machine's own paths, but an execution can be stopped by hand): it reads as failed.
-STALE_AFTER_DEADLINE_SECONDS = 180
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True)
-runtime = Runtime()
+app.include_router(image_routes.router)
 
 
-@app.post("/v1/images")
-@tracer.capture_method
-def create_image(request: Annotated[CreateImageRequest, Body(embed=False)]) -> Response[dict]:
-    settings = runtime.settings
-    job = submit_job(
-        request,
-        owner=caller_key_id(),
-        novita=runtime.novita,
-        jobs=runtime.jobs,
-        sfn=runtime.sfn,
-        state_machine_arn=settings.state_machine_arn,
-        poll_deadline_seconds=settings.poll_deadline_seconds,
-        retention_days=settings.job_retention_days,
-        base64_output=settings.base64_output,
+def openapi_document() -> dict:
+    """The OpenAPI 3 document, generated from the routes and their models."""
+    return json.loads(
+        app.get_openapi_json_schema(
+            title="zimage",
+            version="1.0.0",
+            summary="Text-to-image jobs on Novita's Z-Image-Turbo",
+            description="Start a job with POST /v1/images, follow it with GET, download the image "
+            "through its presigned URL. Every call needs the x-api-key header.",
+            servers=[Server(url="/", description="this deployment")],
+            security_schemes={"apiKey": APIKey(name="x-api-key", in_=APIKeyIn.header)},
+            security=[{"apiKey": []}],
+        )
     )
-    logger.append_keys(job_id=job.job_id)
-    metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=1)
-    return _json(202, view(job), headers={"Location": f"/v1/images/{job.job_id}"})
 
 
-@app.get("/v1/images/<job_id>")
-@tracer.capture_method
-def get_image(job_id: Annotated[str, Path(description="The job's id, `img_...`.")]) -> Response[dict]:
-    job = find_job(job_id)
-    logger.append_keys(job_id=job.job_id)
-    return _json(200, view(job))
-
-
-def find_job(job_id: str) -> Job:
-    # An id that cannot exist is not looked up; another caller's job reads exactly like none.
-    job = runtime.jobs.get(job_id) if JOB_ID.match(job_id) else None
-    if job is None or job.owner != caller_key_id():
-        raise errors.JobNotFound(f"no image job {job_id[:64]!r} for this API key")
-    return settle_if_stale(job)
-
-
-def settle_if_stale(job: Job) -> Job:
-    if job.is_terminal:
-        return job
-    deadline = datetime.fromisoformat(job.deadline_at.replace("Z", "+00:00"))
-    if (datetime.now(UTC) - deadline).total_seconds() < STALE_AFTER_DEADLINE_SECONDS:
-        return job
-    logger.warning("job outlived its workflow; marking it failed")
-    settled = runtime.jobs.record_failure(
-        job.job_id, code="timeout", message="the image was not ready before the job's deadline"
-    )
-    return settled or job
-
-
-def view(job: Job) -> dict:
-    """The job as clients see it; a finished image gets a presigned URL made now."""
-    if job.image is None:
-        return job.to_view()
-    url, expires_at = runtime.images.presign(job.image.key, runtime.settings.presigned_url_seconds)
-    return job.to_view(image_url=url, url_expires_at=expires_at)
-
-
-def caller_key_id() -> str:
-    """Jobs belong to the API key that made them (API Gateway puts its id in the context)."""
-    identity = app.current_event.request_context.identity
-    return identity.api_key_id or identity.api_key or "anonymous"
+@app.get("/v1/openapi.json", include_in_schema=False)
+def get_openapi() -> Response[dict]:
+    return _json(200, openapi_document())
 
 
 # --- One error model for every answer the service makes -------------------------------------
@@ -113,9 +70,36 @@ def _invalid_request(exc: RequestValidationError) -> Response[dict]:
     return _service_error(errors.InvalidRequest(message, field=field))
 
 
+@app.exception_handler(IdempotencyValidationError)
+def _idempotency_key_reused(_: IdempotencyValidationError) -> Response[dict]:
+    return _service_error(
+        errors.Conflict(
+            "this Idempotency-Key was used with another body; use a new key for a new request",
+            field="Idempotency-Key",
+        )
+    )
+
+
+@app.exception_handler(IdempotencyAlreadyInProgressError)
+def _idempotency_in_flight(_: IdempotencyAlreadyInProgressError) -> Response[dict]:
+    return _service_error(
+        errors.Conflict(
+            "a request with this Idempotency-Key is still being processed; retry in a few seconds",
+            field="Idempotency-Key",
+            headers={"Retry-After": "2"},
+        )
+    )
+
+
+@app.exception_handler(IdempotencyPersistenceLayerError)
+def _idempotency_store_down(_: IdempotencyPersistenceLayerError) -> Response[dict]:
+    logger.exception("idempotency store failed")
+    return _service_error(errors.WorkflowUnavailable("the service could not check the Idempotency-Key; retry later"))
+
+
 @app.not_found
 def _no_route(_: NotFoundError) -> Response[dict]:
-    return _service_error(errors.JobNotFound("no such resource; see GET /v1/images/{id} and POST /v1/images"))
+    return _service_error(errors.JobNotFound("no such resource; see GET /v1/openapi.json"))
 
 
 @app.exception_handler(Exception)
@@ -154,15 +138,12 @@ def refuse_unreadable_body(event: dict) -> dict | None:
 
 
 def _raw(exc: errors.ServiceError) -> dict:
-    return {
-        "statusCode": exc.status,
-        "headers": {"Content-Type": "application/json"},
-        "body": json.dumps(exc.body()),
-    }
+    return {"statusCode": exc.status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(exc.body())}
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    image_routes.idempotency.register_lambda_context(context)
     return refuse_unreadable_body(event) or app.resolve(event, context)

@@ -7,13 +7,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from zimage.polling import PollPolicy
-from zimage.runtime import Runtime
+from zimage.runtime import shared_runtime
 from zimage.worker import PENDING, PollDependencies, poll_task
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-runtime = Runtime()
+runtime = shared_runtime()
 
 
 def dependencies() -> PollDependencies:

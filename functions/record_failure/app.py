@@ -8,12 +8,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from zimage.failures import failure_from_catch
-from zimage.runtime import Runtime
+from zimage.runtime import shared_runtime
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-runtime = Runtime()
+runtime = shared_runtime()
 
 
 @logger.inject_lambda_context(correlation_id_path="job_id")

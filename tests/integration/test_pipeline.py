@@ -11,6 +11,7 @@ import urllib3
 from PIL import Image
 
 from local.novita_emulator import Fault
+from zimage.runtime import shared_runtime
 
 
 def download(url: str) -> urllib3.BaseHTTPResponse:
@@ -104,8 +105,8 @@ def test_png_and_webp_images_are_stored_with_their_own_type(api, emulator):
 
 def test_base64_output_is_decoded_and_stored(stack, api, emulator, monkeypatch):
     # GIVEN a deployment that asks the upstream for base64 data instead of a URL
-    api_runtime = stack.functions["ApiFunction"].module.runtime
-    monkeypatch.setattr(api_runtime, "settings", replace(api_runtime.settings, base64_output=True))
+    runtime = shared_runtime()
+    monkeypatch.setattr(runtime, "settings", replace(runtime.settings, base64_output=True))
 
     job = api.wait(api.submit(size="512*512")["id"])
 

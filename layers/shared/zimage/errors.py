@@ -32,6 +32,11 @@ class JobNotFound(ServiceError):
     code = "not_found"
 
 
+class Conflict(ServiceError):
+    status = 409
+    code = "conflict"
+
+
 class PayloadTooLarge(ServiceError):
     status = 413
     code = "payload_too_large"

@@ -3,12 +3,30 @@ canceled) is never moved again, whichever Lambda or retry comes late."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from zimage.models import ACTIVE_STATUSES, FAILED, PROCESSING, SUCCEEDED, Job, JobError, StoredImage, iso, utc_now
+from zimage.models import (
+    ACTIVE_STATUSES,
+    CANCELED,
+    FAILED,
+    PROCESSING,
+    SUCCEEDED,
+    Job,
+    JobError,
+    StoredImage,
+    iso,
+    utc_now,
+)
+
+OWNER_INDEX = "by_owner"
+# A filtered listing reads at most this many index pages per request; past that it answers
+# with what it found and a cursor, so a rare status never turns one call into a long scan.
+MAX_PAGES_PER_LIST = 10
 
 _NAMES = {"#status": "status"}
 _STILL_ACTIVE = "#status IN (:queued, :processing)"
@@ -65,6 +83,48 @@ class JobStore:
             extra_names={"#error": "error"},
         )
 
+    def cancel(self, job_id: str) -> Job | None:
+        now = iso(utc_now())
+        return self._update_active(
+            job_id,
+            "SET #status = :canceled, completed_at = :now, updated_at = :now REMOVE progress, eta_seconds",
+            {":canceled": CANCELED, ":now": now},
+        )
+
+    def list_for_owner(
+        self, owner: str, *, status: str | None = None, limit: int = 20, start_key: dict | None = None
+    ) -> tuple[list[Job], dict | None]:
+        """The owner's jobs, newest first, from the owner index (never a table scan). Returns the
+        page and the key to continue from, or None on the last page."""
+        query: dict[str, Any] = {
+            "IndexName": OWNER_INDEX,
+            "KeyConditionExpression": "#owner = :owner",
+            "ExpressionAttributeNames": {"#owner": "owner"},
+            "ExpressionAttributeValues": {":owner": owner},
+            "ScanIndexForward": False,
+        }
+        if status:
+            query["FilterExpression"] = "#status = :status"
+            query["ExpressionAttributeNames"]["#status"] = "status"
+            query["ExpressionAttributeValues"][":status"] = status
+        # One more than asked for tells whether another page exists, so the last page never
+        # carries a cursor.
+        wanted = limit + 1
+        jobs: list[Job] = []
+        next_key = start_key
+        for _ in range(MAX_PAGES_PER_LIST):
+            page = self._table.query(
+                **query, Limit=wanted - len(jobs), **({"ExclusiveStartKey": next_key} if next_key else {})
+            )
+            jobs.extend(Job.from_item(item) for item in page.get("Items", []))
+            next_key = page.get("LastEvaluatedKey")
+            if next_key is None or len(jobs) >= wanted:
+                break
+        if len(jobs) > limit:
+            last = jobs[limit - 1]
+            return jobs[:limit], {"job_id": last.job_id, "owner": last.owner, "created_at": last.created_at}
+        return jobs, next_key  # None when the index is exhausted; else the page budget ran out
+
     def attach_execution(self, job_id: str, execution_arn: str) -> None:
         self._table.update_item(
             Key={"job_id": job_id},
@@ -91,3 +151,20 @@ class JobStore:
                 raise
             return self.get(job_id)
         return Job.from_item(answer["Attributes"])
+
+
+def wait_for_end(
+    read: Callable[[], Job | None],
+    seconds: float,
+    *,
+    interval: float = 0.25,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Job | None:
+    """Re-read a job until it ends or `seconds` pass (for `Prefer: wait`); returns the last read."""
+    deadline = clock() + seconds
+    job = read()
+    while job is not None and not job.is_terminal and clock() + interval <= deadline:
+        sleep(interval)
+        job = read()
+    return job

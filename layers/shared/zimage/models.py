@@ -20,6 +20,7 @@ _SIZE = re.compile(r"^([0-9]{1,5})\*([0-9]{1,5})$")  # [0-9]: \d matches digits 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 QUEUED, PROCESSING, SUCCEEDED, FAILED, CANCELED = "queued", "processing", "succeeded", "failed", "canceled"
+STATUSES = (QUEUED, PROCESSING, SUCCEEDED, FAILED, CANCELED)
 ACTIVE_STATUSES = (QUEUED, PROCESSING)
 TERMINAL_STATUSES = (SUCCEEDED, FAILED, CANCELED)
 

@@ -3,7 +3,7 @@ made once per Lambda container (cold start) and reused by every invocation."""
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cache, cached_property
 
 import boto3
 from botocore.config import Config
@@ -54,3 +54,10 @@ class Runtime:
         once first, because boto3's default session must not build clients concurrently."""
         _ = self.jobs, self.images, self.sfn, self.novita
         self.novita_api_key()
+
+
+@cache
+def shared_runtime() -> Runtime:
+    """The one Runtime of this process: a Lambda container runs one function, so its modules
+    share the clients and the cached key."""
+    return Runtime()

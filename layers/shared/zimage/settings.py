@@ -19,6 +19,8 @@ def _float(name: str, default: float) -> float:
 @dataclass(frozen=True)
 class Settings:
     jobs_table: str
+    idempotency_table: str
+    idempotency_hours: int
     images_bucket: str
     state_machine_arn: str
     novita_base_url: str
@@ -41,6 +43,8 @@ class Settings:
         env = os.environ
         return cls(
             jobs_table=env.get("JOBS_TABLE", ""),
+            idempotency_table=env.get("IDEMPOTENCY_TABLE", ""),
+            idempotency_hours=_int("IDEMPOTENCY_HOURS", 24),
             images_bucket=env.get("IMAGES_BUCKET", ""),
             state_machine_arn=env.get("STATE_MACHINE_ARN", ""),
             novita_base_url=env.get("NOVITA_BASE_URL") or DEFAULT_NOVITA_BASE_URL,

@@ -1,0 +1,237 @@
+"""/v1/images: start, read, list and cancel image jobs."""
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from aws_lambda_powertools.event_handler.router import APIGatewayRouter
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+
+from zimage import api_inputs, errors
+from zimage.jobs import wait_for_end
+from zimage.models import JOB_ID, CreateImageRequest, Job
+from zimage.runtime import shared_runtime
+from zimage.schemas import ErrorBody, GatewayMessage, JobPage, JobView
+from zimage.submit import submit_job
+
+# A job still active this long after its deadline lost its workflow (the state machine's own
+# paths always end it; an execution stopped by hand does not): it reads as failed.
+STALE_AFTER_DEADLINE_SECONDS = 180
+
+logger = Logger(child=True)
+metrics = Metrics()
+router = APIGatewayRouter()
+runtime = shared_runtime()
+
+# Idempotency-Key: Powertools keeps the first answer per (API key id, Idempotency-Key) and the
+# hash of the request body. A repeat with the same body gets the same job without reaching the
+# upstream; another body, or a repeat while the first is in flight, is refused (409).
+idempotency = IdempotencyConfig(
+    event_key_jmespath="[owner, idempotency_key]",
+    payload_validation_jmespath="request",
+    expires_after_seconds=runtime.settings.idempotency_hours * 3600,
+)
+idempotency_store = DynamoDBPersistenceLayer(table_name=runtime.settings.idempotency_table or "unset")
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Invalid request", "content": {"application/json": {"model": ErrorBody}}},
+    403: {
+        "description": "No or unknown API key (API Gateway)",
+        "content": {"application/json": {"model": GatewayMessage}},
+    },
+    404: {"description": "No such job for this API key", "content": {"application/json": {"model": ErrorBody}}},
+}
+UPSTREAM_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"description": text, "content": {"application/json": {"model": ErrorBody}}}
+    for status, text in (
+        (409, "Idempotency-Key reused with another body, or still in flight"),
+        (413, "Body over 64 KiB"),
+        (415, "Content-Type is not application/json"),
+        (429, "The image model's rate limit; see Retry-After"),
+        (502, "The image model refused the service"),
+        (503, "The image model or the workflow is unavailable; nothing was created"),
+        (504, "The image model did not answer in time"),
+    )
+}
+
+
+def _job_response(status: int, description: str) -> dict[int | str, dict[str, Any]]:
+    return {status: {"description": description, "content": {"application/json": {"model": JobView}}}}
+
+
+@router.post(
+    "/v1/images",
+    summary="Start an image job",
+    responses={
+        **_job_response(202, "Accepted: the job, status queued"),
+        **_job_response(200, "With Prefer: wait=N, the job ended in time"),
+        **ERRORS,
+        **UPSTREAM_ERRORS,
+    },
+)
+def create_image(
+    request: Annotated[CreateImageRequest, Body(embed=False)],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key", description="1..255 printable characters; the same key and body give the same job."
+        ),
+    ] = None,
+    prefer: Annotated[
+        str | None, Header(alias="Prefer", description="`wait=N` (1..25): hold the answer until the job ends.")
+    ] = None,
+) -> Response[dict]:
+    owner = caller_key_id()
+    key = api_inputs.idempotency_key(_header("Idempotency-Key"))
+    submission = {"owner": owner, "idempotency_key": key, "request": request.model_dump()}
+    job_id = (start_job_once if key else start_job)(submission=submission)["job_id"]
+    logger.append_keys(job_id=job_id)
+    metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=1)
+    job = find_job(job_id)
+    headers = {"Location": f"/v1/images/{job_id}"}
+    return _respond_after_wait(job, _header("Prefer"), headers, accepted=202)
+
+
+def start_job(submission: dict) -> dict:
+    job = submit_job(
+        CreateImageRequest.model_validate(submission["request"]),
+        owner=submission["owner"],
+        novita=runtime.novita,
+        jobs=runtime.jobs,
+        sfn=runtime.sfn,
+        state_machine_arn=runtime.settings.state_machine_arn,
+        poll_deadline_seconds=runtime.settings.poll_deadline_seconds,
+        retention_days=runtime.settings.job_retention_days,
+        base64_output=runtime.settings.base64_output,
+    )
+    return {"job_id": job.job_id}
+
+
+start_job_once = idempotent_function(
+    data_keyword_argument="submission", persistence_store=idempotency_store, config=idempotency
+)(start_job)
+
+
+@router.get(
+    "/v1/images/<job_id>",
+    summary="Read a job",
+    responses={**_job_response(200, "The job; a finished image has a fresh presigned URL"), **ERRORS},
+)
+def get_image(
+    job_id: Annotated[str, Path(description="The job's id, `img_...`.")],
+    prefer: Annotated[
+        str | None, Header(alias="Prefer", description="`wait=N` (1..25): hold the answer until the job ends.")
+    ] = None,
+) -> Response[dict]:
+    job = find_job(job_id)
+    logger.append_keys(job_id=job.job_id)
+    return _respond_after_wait(job, _header("Prefer"), {}, accepted=200)
+
+
+@router.delete(
+    "/v1/images/<job_id>",
+    summary="Cancel a job",
+    responses={**_job_response(200, "The job: canceled, or as it was if it had ended"), **ERRORS},
+)
+def cancel_image(job_id: Annotated[str, Path(description="The job's id, `img_...`.")]) -> Response[dict]:
+    job = find_job(job_id)
+    logger.append_keys(job_id=job.job_id)
+    if not job.is_terminal:
+        job = runtime.jobs.cancel(job.job_id) or job
+        if job.status == "canceled" and job.execution_arn:
+            _stop_execution(job.execution_arn)
+            metrics.add_metric(name="JobsCanceled", unit=MetricUnit.Count, value=1)
+    return _json(200, view(job))
+
+
+@router.get(
+    "/v1/images",
+    summary="List the caller's jobs, newest first",
+    responses={200: {"description": "One page", "content": {"application/json": {"model": JobPage}}}, **ERRORS},
+)
+def list_images(
+    status: Annotated[str | None, Query(description="Only jobs in this status.")] = None,
+    limit: Annotated[str | None, Query(description="1..100, default 20.")] = None,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+) -> Response[dict]:
+    owner = caller_key_id()
+    jobs, next_key = runtime.jobs.list_for_owner(
+        owner,
+        status=api_inputs.status_filter(status),
+        limit=api_inputs.page_limit(limit),
+        start_key=api_inputs.decode_cursor(cursor, owner),
+    )
+    page: dict[str, Any] = {"items": [view(settle_if_stale(job)) for job in jobs]}
+    if next_key:
+        page["next_cursor"] = api_inputs.encode_cursor(next_key)
+    return _json(200, page)
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def caller_key_id() -> str:
+    """Jobs belong to the API key that made them (API Gateway puts its id in the context)."""
+    identity = router.current_event.request_context.identity
+    return identity.api_key_id or identity.api_key or "anonymous"
+
+
+def find_job(job_id: str) -> Job:
+    # An id that cannot exist is not looked up; another caller's job reads exactly like none.
+    job = runtime.jobs.get(job_id) if JOB_ID.match(job_id) else None
+    if job is None or job.owner != caller_key_id():
+        raise errors.JobNotFound(f"no image job {job_id[:64]!r} for this API key")
+    return settle_if_stale(job)
+
+
+def settle_if_stale(job: Job) -> Job:
+    if job.is_terminal:
+        return job
+    deadline = datetime.fromisoformat(job.deadline_at.replace("Z", "+00:00"))
+    if (datetime.now(UTC) - deadline).total_seconds() < STALE_AFTER_DEADLINE_SECONDS:
+        return job
+    logger.warning("job outlived its workflow; marking it failed", extra={"job_id": job.job_id})
+    settled = runtime.jobs.record_failure(
+        job.job_id, code="timeout", message="the image was not ready before the job's deadline"
+    )
+    return settled or job
+
+
+def view(job: Job) -> dict:
+    """The job as clients see it; a finished image gets a presigned URL made now."""
+    if job.image is None or job.status != "succeeded":
+        return job.to_view()
+    url, expires_at = runtime.images.presign(job.image.key, runtime.settings.presigned_url_seconds)
+    return job.to_view(image_url=url, url_expires_at=expires_at)
+
+
+def _respond_after_wait(job: Job, prefer: str | None, headers: dict, *, accepted: int) -> Response[dict]:
+    wait = api_inputs.preferred_wait(prefer)
+    if wait is None:
+        return _json(accepted, view(job), headers)
+    headers = {**headers, "Preference-Applied": f"wait={wait}"}
+    job = wait_for_end(lambda: runtime.jobs.get(job.job_id), wait) or job
+    return _json(200 if job.is_terminal else accepted, view(job), headers)
+
+
+def _stop_execution(execution_arn: str) -> None:
+    try:
+        runtime.sfn.stop_execution(executionArn=execution_arn, error="Canceled", cause="canceled through the API")
+    except Exception:
+        # The job is canceled either way: a poll that comes later finds it so and ends the run.
+        logger.exception("could not stop the execution", extra={"execution_arn": execution_arn})
+
+
+def _header(name: str) -> str | None:
+    return router.current_event.headers.get(name)
+
+
+def _json(status: int, body: dict, headers: dict | None = None) -> Response[dict]:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)

@@ -1,0 +1,61 @@
+"""What the API answers, as models: they document the responses in the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Status = Literal["queued", "processing", "succeeded", "failed", "canceled"]
+
+
+class ImageView(BaseModel):
+    url: str = Field(description="Presigned GET URL, made at this read.")
+    expires_at: str = Field(description="When the URL stops working (ISO 8601, UTC).")
+    content_type: Literal["image/jpeg", "image/png", "image/webp"]
+    width: int
+    height: int
+    bytes: int
+    sha256: str
+
+
+class JobErrorView(BaseModel):
+    code: str = Field(examples=["upstream_failed", "timeout", "invalid_image"])
+    message: str
+
+
+class JobView(BaseModel):
+    id: str = Field(examples=["img_01JD3Z5Q4W8V7N2K6M9P0R1S2T"])
+    status: Status
+    prompt: str
+    size: str = Field(examples=["1024*768"])
+    seed: int = Field(description="The seed used, once the upstream reports it; -1 until then if random.")
+    created_at: str
+    updated_at: str
+    completed_at: str | None = Field(default=None, description="When the job ended.")
+    progress: int | None = Field(default=None, ge=0, le=100, description="While running, when known.")
+    eta_seconds: int | None = Field(default=None, ge=0, description="While running, when known.")
+    image: ImageView | None = Field(default=None, description="Only when succeeded.")
+    error: JobErrorView | None = Field(default=None, description="Only when failed.")
+    links: dict[str, str]
+
+
+class JobPage(BaseModel):
+    items: list[JobView]
+    next_cursor: str | None = Field(default=None, description="Absent on the last page.")
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["invalid_request"])
+    message: str = Field(examples=["size must be W*H with each side 256..1536, got 2048*512"])
+    field: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class GatewayMessage(BaseModel):
+    """API Gateway's own answer (no or bad API key, quota exceeded)."""
+
+    message: str = Field(examples=["Forbidden"])
