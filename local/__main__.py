@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("run", help="serve the local stack until Ctrl-C (the default)")
+    commands.add_parser("openapi", help="regenerate openapi.json from the API function's routes and models")
     demo = commands.add_parser("demo", help="make one image through the HTTP API and save it")
     demo.add_argument("--prompt", default=os.environ.get("PROMPT") or "a red fox in snow, watercolor")
     demo.add_argument("--size", default=os.environ.get("SIZE") or "1024*768")
@@ -27,6 +28,11 @@ def main(argv: list[str] | None = None) -> int:
 
     port = int(os.environ.get("PORT") or 3000)
     api_key = os.environ.get("API_KEY") or DEV_API_KEY
+    if args.command == "openapi":
+        from local.openapi import write
+
+        print(f"wrote {write()}")
+        return 0
     if args.command == "demo":
         from local.demo import run_demo
 

@@ -26,6 +26,7 @@ TEST_PARAMETERS = {
 }
 TEST_EMULATOR = EmulatorSettings(queue_seconds=0.1, run_seconds=0.6)
 OTHER_API_KEY = "zimage-test-other-key"
+LISTING_API_KEY = "zimage-test-listing-key"  # its jobs are made only by the listing tests
 TERMINAL = {"succeeded", "failed", "canceled"}
 
 
@@ -33,7 +34,7 @@ TERMINAL = {"succeeded", "failed", "canceled"}
 def stack() -> Iterator[LocalStack]:
     local = LocalStack(
         api_port=0,
-        api_keys={DEV_API_KEY: "key-one", OTHER_API_KEY: "key-two"},
+        api_keys={DEV_API_KEY: "key-one", OTHER_API_KEY: "key-two", LISTING_API_KEY: "key-three"},
         parameters=TEST_PARAMETERS,
         emulator_settings=TEST_EMULATOR,
     )

@@ -164,7 +164,10 @@ def wait_for_end(
     """Re-read a job until it ends or `seconds` pass (for `Prefer: wait`); returns the last read."""
     deadline = clock() + seconds
     job = read()
-    while job is not None and not job.is_terminal and clock() + interval <= deadline:
-        sleep(interval)
+    while job is not None and not job.is_terminal:
+        remaining = deadline - clock()
+        if remaining <= 0:
+            break
+        sleep(min(interval, remaining))
         job = read()
     return job
