@@ -223,7 +223,7 @@ def test_the_list_is_newest_first_and_pages_with_a_cursor(listing):
 
 
 def test_the_list_filters_on_status(listing):
-    client, made, canceled = listing
+    client, _made, canceled = listing
 
     page = client.request("GET", "/v1/images?status=canceled").json()
 
@@ -232,7 +232,7 @@ def test_the_list_filters_on_status(listing):
 
 
 def test_the_list_shows_only_the_callers_jobs(stack, listing):
-    client, made, canceled = listing
+    _client, made, canceled = listing
 
     other = ApiClient(stack.api_url, OTHER_API_KEY).request("GET", "/v1/images?limit=100").json()
 
@@ -240,7 +240,7 @@ def test_the_list_shows_only_the_callers_jobs(stack, listing):
 
 
 def test_succeeded_jobs_in_the_list_carry_fresh_urls(listing):
-    client, made, canceled = listing
+    client, _made, _canceled = listing
 
     page = client.request("GET", "/v1/images?status=succeeded&limit=1").json()
 
