@@ -149,6 +149,8 @@ class LocalStack:
     def stop(self) -> None:
         if self.api:
             self.api.stop()
+        if self.state_machine_arn:
+            self._stop_running_executions()
         if self.emulator:
             self.emulator.stop()
         if self._moto:
@@ -156,6 +158,16 @@ class LocalStack:
         for patch in reversed(self._patches):
             patch.stop()
         self._patches.clear()
+
+    def _stop_running_executions(self) -> None:
+        """Executions still waiting would wake up to a stopped server and print its errors."""
+        sfn = self.client("stepfunctions")
+        try:
+            running = sfn.list_executions(stateMachineArn=self.state_machine_arn, statusFilter="RUNNING")
+            for execution in running["executions"]:
+                sfn.stop_execution(executionArn=execution["executionArn"], cause="local stack stopped")
+        except Exception:  # best effort: the process is ending anyway
+            logging.getLogger("local.stack").debug("could not stop executions", exc_info=True)
 
     def __enter__(self) -> LocalStack:
         return self.start()

@@ -43,15 +43,19 @@ class CreateImageRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(
+        min_length=1,
         description=f"What to draw: 1..{MAX_PROMPT_CHARS} characters after trimming white space.",
         examples=["a red fox in snow, watercolor"],
     )
     size: str = Field(
         default="1024*1024",
+        pattern=r"^[0-9]{3,4}\*[0-9]{3,4}$",
         description=f"`W*H` in pixels, each side {MIN_SIDE}..{MAX_SIDE}.",
         examples=["1024*768"],
     )
-    seed: int = Field(default=-1, description=f"-1..{MAX_SEED}; -1 picks a random seed.", examples=[7])
+    seed: int = Field(
+        default=-1, ge=-1, le=MAX_SEED, description=f"-1..{MAX_SEED}; -1 picks a random seed.", examples=[7]
+    )
 
     @field_validator("prompt", mode="before")
     @classmethod

@@ -1,0 +1,1 @@
+"""zimage: the command-line client of the image service (any deployment, local or AWS)."""

@@ -1,0 +1,173 @@
+"""zimage generate | status | list | cancel: the image service from a terminal.
+
+    zimage generate "a red fox in snow" --size 1024*768 --seed 7 -o fox.jpg
+    zimage status img_01...          zimage list --status succeeded --json
+    zimage cancel img_01...
+
+--url / ZIMAGE_URL picks the deployment (default http://127.0.0.1:3000, the local stack),
+--api-key / ZIMAGE_API_KEY the key. Exit status: 0 done, 1 the job failed or was canceled,
+2 the request was refused or the service could not be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import urllib3
+from tqdm import tqdm
+
+from zimage_cli.client import ApiError, ImageApi
+
+LOCAL_URL = "http://127.0.0.1:3000"
+LOCAL_KEY = "zimage-local-dev-key"
+EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    api = ImageApi(args.url, args.api_key)
+    try:
+        return args.run(api, args)
+    except ApiError as exc:
+        _emit_error(args, str(exc), exc.body)
+        return 2
+    except urllib3.exceptions.HTTPError as exc:
+        _emit_error(args, f"could not reach {args.url}: {exc}", None)
+        return 2
+
+
+def generate(api: ImageApi, args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    # A key of our own makes the submit safe to repeat: a retry never starts a second paid job.
+    key = args.idempotency_key or f"cli-{uuid.uuid4()}"
+    job = api.submit(args.prompt, size=args.size, seed=args.seed, idempotency_key=key)
+    if args.no_wait:
+        _emit(args, job, f"{job['id']} {job['status']}")
+        return 0
+    with tqdm(
+        total=100,
+        desc=job["status"],
+        unit="%",
+        disable=args.json or None,
+        file=sys.stderr,
+        bar_format="{desc:<11}|{bar}| {n:.0f}% {postfix}",
+    ) as bar:
+
+        def show(update: dict) -> None:
+            bar.set_description_str(update["status"])
+            progress = 100 if update["status"] == "succeeded" else update.get("progress") or 0
+            bar.update(max(0, progress - bar.n))
+            bar.set_postfix_str(f"eta {update['eta_seconds']}s" if update.get("eta_seconds") else "")
+            if bar.disable and not args.json:  # not a terminal: one line per change instead
+                eta = f", eta {update['eta_seconds']}s" if update.get("eta_seconds") else ""
+                print(f"{update['status']} {progress}%{eta}", file=sys.stderr)
+
+        job = api.follow(job["id"], timeout=args.timeout, on_change=show)
+    if job["status"] != "succeeded":
+        error = job.get("error") or {}
+        reason = (
+            f"{error.get('code')}: {error.get('message')}"
+            if error
+            else f"still {job['status']} after {args.timeout:.0f}s"
+        )
+        _emit(args, job, f"{job['id']} {job['status']}: {reason}", stream=sys.stderr)
+        return 1
+    image = job["image"]
+    name = f"{job['id']}.{EXTENSIONS.get(image['content_type'], 'img')}"
+    path = args.output or Path(name)
+    if str(path).endswith("/") or path.is_dir():
+        path = path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(api.download(image["url"]))
+    elapsed = time.monotonic() - started
+    _emit(
+        args,
+        {**job, "saved_to": str(path), "elapsed_seconds": round(elapsed, 3)},
+        f"saved {path} ({image['width']}x{image['height']} {image['content_type']}, {image['bytes']} bytes) "
+        f"in {elapsed:.2f}s\nurl {image['url']}",
+    )
+    return 0
+
+
+def status(api: ImageApi, args: argparse.Namespace) -> int:
+    job = api.get(args.job_id)
+    _emit(args, job, _line(job))
+    return 0
+
+
+def list_jobs(api: ImageApi, args: argparse.Namespace) -> int:
+    page = api.list(status=args.status, limit=args.limit, cursor=args.cursor)
+    text = "\n".join(_line(job) for job in page["items"]) or "no jobs"
+    if page.get("next_cursor"):
+        text += f"\nmore: --cursor {page['next_cursor']}"
+    _emit(args, page, text)
+    return 0
+
+
+def cancel(api: ImageApi, args: argparse.Namespace) -> int:
+    job = api.cancel(args.job_id)
+    _emit(args, job, _line(job))
+    return 0
+
+
+def _line(job: dict) -> str:
+    detail = job.get("image", {}).get("url") or (job.get("error") or {}).get("message") or ""
+    prompt = job["prompt"][:40]
+    return f"{job['id']}  {job['status']:<10} {job['size']:<9} {job['created_at']}  {prompt!r}  {detail}".rstrip()
+
+
+def _emit(args: argparse.Namespace, data: dict, text: str, stream=None) -> None:
+    print(json.dumps(data, indent=2) if args.json else text, file=stream or sys.stdout)
+
+
+def _emit_error(args: argparse.Namespace, message: str, body: object) -> None:
+    if args.json:
+        print(json.dumps({"error": message, "answer": body}), file=sys.stdout)
+    print(f"zimage: {message}", file=sys.stderr)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=os.environ.get("ZIMAGE_URL") or LOCAL_URL, help="the API's base URL")
+    common.add_argument("--api-key", default=os.environ.get("ZIMAGE_API_KEY") or LOCAL_KEY, help="x-api-key")
+    common.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    parser = argparse.ArgumentParser(
+        prog="zimage", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    make = commands.add_parser("generate", parents=[common], help="make an image and save it")
+    make.add_argument("prompt")
+    make.add_argument("--size", help="W*H, each side 256..1536 (default 1024*1024)")
+    make.add_argument("--seed", type=int, help="-1..2147483647 (default -1: random)")
+    make.add_argument("-o", "--output", type=Path, help="file or folder/ to save to (default ./<job id>.<ext>)")
+    make.add_argument("--timeout", type=float, default=600, help="seconds to follow the job (default 600)")
+    make.add_argument("--idempotency-key", help="reuse to make a retried submit return the same job")
+    make.add_argument("--no-wait", action="store_true", help="print the job and exit")
+    make.set_defaults(run=generate)
+
+    show = commands.add_parser("status", parents=[common], help="show a job")
+    show.add_argument("job_id")
+    show.set_defaults(run=status)
+
+    listing = commands.add_parser("list", parents=[common], help="list your jobs, newest first")
+    listing.add_argument("--status", choices=["queued", "processing", "succeeded", "failed", "canceled"])
+    listing.add_argument("--limit", type=int)
+    listing.add_argument("--cursor")
+    listing.set_defaults(run=list_jobs)
+
+    stop = commands.add_parser("cancel", parents=[common], help="cancel a job that has not ended")
+    stop.add_argument("job_id")
+    stop.set_defaults(run=cancel)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""A small HTTP client of the v1 API, used by the CLI and usable from scripts."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import urllib3
+
+TERMINAL = ("succeeded", "failed", "canceled")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, body: Any):
+        error = body.get("error", {}) if isinstance(body, dict) else {}
+        message = error.get("message") or (body.get("message") if isinstance(body, dict) else None) or str(body)
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.body = body
+        self.code = error.get("code")
+
+
+@dataclass
+class ImageApi:
+    url: str
+    api_key: str
+    timeout: float = 35.0
+
+    def __post_init__(self) -> None:
+        self.url = self.url.rstrip("/")
+        # Reads are safe to repeat; a POST is repeated only with an Idempotency-Key (see generate).
+        retries = urllib3.Retry(total=3, backoff_factor=0.5, status_forcelist=(502, 503, 504), allowed_methods={"GET"})
+        self._http = urllib3.PoolManager(retries=retries, timeout=urllib3.Timeout(connect=5, read=self.timeout))
+
+    def submit(
+        self, prompt: str, *, size: str | None = None, seed: int | None = None, idempotency_key: str | None = None
+    ) -> dict:
+        body: dict[str, Any] = {"prompt": prompt}
+        if size:
+            body["size"] = size
+        if seed is not None:
+            body["seed"] = seed
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return self._call("POST", "/v1/images", body=body, headers=headers, expect=(200, 202))
+
+    def get(self, job_id: str) -> dict:
+        return self._call("GET", f"/v1/images/{job_id}")
+
+    def cancel(self, job_id: str) -> dict:
+        return self._call("DELETE", f"/v1/images/{job_id}")
+
+    def list(self, *, status: str | None = None, limit: int | None = None, cursor: str | None = None) -> dict:
+        query = {k: v for k, v in (("status", status), ("limit", limit), ("cursor", cursor)) if v is not None}
+        return self._call("GET", "/v1/images" + (f"?{urlencode(query)}" if query else ""))
+
+    def follow(
+        self, job_id: str, *, timeout: float, on_change: Callable[[dict], None] | None = None, interval: float = 0.5
+    ) -> dict:
+        """Read the job until it ends; `on_change` sees every new status, progress or eta."""
+        deadline = time.monotonic() + timeout
+        job, last = self.get(job_id), None
+        while True:
+            shown = (job["status"], job.get("progress"), job.get("eta_seconds"))
+            if on_change and shown != last:
+                on_change(job)
+                last = shown
+            if job["status"] in TERMINAL or time.monotonic() >= deadline:
+                return job
+            time.sleep(interval)
+            job = self.get(job_id)
+
+    def download(self, url: str) -> bytes:
+        answer = self._http.request("GET", url)
+        if answer.status != 200:
+            raise ApiError(answer.status, {"message": "the image URL refused the download"})
+        return answer.data
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict | None = None,
+        headers: dict | None = None,
+        expect: tuple[int, ...] = (200,),
+    ) -> dict:
+        sent = {"x-api-key": self.api_key, **(headers or {})}
+        data = None
+        if body is not None:
+            sent["Content-Type"] = "application/json"
+            data = json.dumps(body).encode()
+        answer = self._http.request(method, self.url + path, body=data, headers=sent)
+        try:
+            parsed = json.loads(answer.data or b"{}")
+        except ValueError:
+            parsed = {"message": answer.data[:200].decode("utf-8", "replace")}
+        if answer.status not in expect:
+            raise ApiError(answer.status, parsed)
+        return parsed

@@ -1,0 +1,70 @@
+"""The `zimage` command against the local stack, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+
+from PIL import Image
+from zimage_cli.__main__ import main as zimage
+
+from local.stack import DEV_API_KEY
+
+
+def run(stack, capsys, *words: str) -> tuple[int, str, str]:
+    code = zimage([*words, "--url", stack.api_url, "--api-key", DEV_API_KEY])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_generate_saves_the_image_and_shows_progress(stack, emulator, capsys, tmp_path):
+    target = tmp_path / "fox.jpg"
+
+    code, out, err = run(stack, capsys, "generate", "a red fox", "--size", "768*512", "--seed", "5", "-o", str(target))
+
+    assert code == 0, err
+    assert Image.open(target).size == (768, 512)
+    assert f"saved {target}" in out
+    assert "succeeded 100%" in err
+
+
+def test_generate_into_a_folder_names_the_file_after_the_job(stack, emulator, capsys, tmp_path):
+    code, out, _ = run(stack, capsys, "generate", "a red fox", "--json", "-o", f"{tmp_path}/")
+
+    job = json.loads(out)
+    assert code == 0
+    assert job["saved_to"] == f"{tmp_path}/{job['id']}.jpg"
+
+
+def test_a_failed_job_exits_1_with_its_reason(stack, emulator, capsys, tmp_path):
+    emulator.configure(outcome="fail", fail_reason="refused by the model")
+
+    code, _, err = run(stack, capsys, "generate", "a red fox", "-o", str(tmp_path / "x.jpg"))
+
+    assert code == 1
+    assert "upstream_failed" in err and "refused by the model" in err
+    assert not (tmp_path / "x.jpg").exists()
+
+
+def test_a_refused_request_exits_2_with_the_services_message(stack, emulator, capsys):
+    code, _, err = run(stack, capsys, "generate", "a red fox", "--size", "2048*512")
+
+    assert code == 2
+    assert "size must be W*H with each side 256..1536, got 2048*512" in err
+
+
+def test_status_list_and_cancel_speak_json(stack, emulator, capsys):
+    emulator.configure(outcome="never", eta_override=2)
+    _, out, _ = run(stack, capsys, "generate", "a slow fox", "--no-wait", "--json")
+    job_id = json.loads(out)["id"]
+
+    assert json.loads(run(stack, capsys, "status", job_id, "--json")[1])["id"] == job_id
+    assert json.loads(run(stack, capsys, "cancel", job_id, "--json")[1])["status"] == "canceled"
+    page = json.loads(run(stack, capsys, "list", "--status", "canceled", "--limit", "5", "--json")[1])
+    assert job_id in [item["id"] for item in page["items"]]
+
+
+def test_an_unreachable_service_exits_2(capsys):
+    code = zimage(["status", "img_01JD0000000000000000000000", "--url", "http://127.0.0.1:9"])
+
+    assert code == 2
+    assert "could not reach" in capsys.readouterr().err
