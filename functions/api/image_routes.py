@@ -24,6 +24,7 @@ from zimage.submit import submit_job
 # A job still active this long after its deadline lost its workflow (the state machine's own
 # paths always end it; an execution stopped by hand does not): it reads as failed.
 STALE_AFTER_DEADLINE_SECONDS = 180
+ANSWER_MARGIN_SECONDS = 3.5
 
 logger = Logger(child=True)
 metrics = Metrics()
@@ -214,6 +215,10 @@ def view(job: Job) -> dict:
 
 def _respond_after_wait(job: Job, prefer: str | None, headers: dict, *, accepted: int) -> Response[dict]:
     wait = api_inputs.preferred_wait(prefer)
+    if wait is not None:
+        # Never hold past API Gateway's 29 s: what is left of this call, less a margin to answer.
+        left = router.lambda_context.get_remaining_time_in_millis() / 1000 - ANSWER_MARGIN_SECONDS
+        wait = min(wait, int(left)) if left >= 1 else None
     if wait is None:
         return _json(accepted, view(job), headers)
     headers = {**headers, "Preference-Applied": f"wait={wait}"}

@@ -173,7 +173,7 @@ def test_a_rate_limit_that_clears_gives_an_accepted_job(api, emulator):
     [
         (Fault(status=503, body={"code": 503, "reason": "SERVICE_UNAVAILABLE"}), 503, "upstream_unavailable"),
         (Fault(status=500, body={"code": 500, "reason": "CREATE_TASK_FAILED"}), 503, "upstream_unavailable"),
-        (Fault(drop=True), 503, "upstream_unavailable"),
+        (Fault(drop=True), 504, "upstream_timeout"),
         (Fault(status=200, raw=b"<html>gateway</html>"), 503, "upstream_unavailable"),
         (Fault(status=200, body={"no_task_id": True}), 503, "upstream_unavailable"),
         (Fault(status=403, body={"code": 403, "reason": "INVALID_API_KEY"}), 502, "upstream_error"),

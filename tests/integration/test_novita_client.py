@@ -166,11 +166,41 @@ def test_a_rate_limited_submit_is_repeated(novita, upstream):
     assert upstream.calls["submit"] == 2
 
 
-def test_a_submit_to_a_closed_port_is_unavailable():
+def test_a_submit_to_a_closed_port_is_unavailable_not_a_timeout():
     client = NovitaClient("http://127.0.0.1:9", KEY, connect_timeout=0.2, submit_attempts=1)
 
-    with pytest.raises(errors.UpstreamUnavailable):
+    with pytest.raises(errors.UpstreamUnavailable) as caught:
         start(client)
+
+    assert not isinstance(caught.value, errors.UpstreamTimeout)  # surely never reached
+
+
+def test_a_submit_answered_503_with_retry_after_is_still_not_repeated(novita, upstream):
+    upstream.script("submit", Fault(status=503, headers={"Retry-After": "0"}, body={"reason": "busy"}))
+
+    with pytest.raises(errors.UpstreamUnavailable):
+        start(novita)
+
+    assert upstream.calls["submit"] == 1
+
+
+def test_a_connection_lost_mid_answer_may_have_reached_the_upstream(novita, upstream):
+    upstream.script("submit", Fault(drop=True))
+
+    with pytest.raises(errors.UpstreamTimeout):
+        start(novita)
+
+
+def test_a_body_that_trickles_in_is_cut_off(novita, upstream, monkeypatch):
+    from zimage import novita as module
+
+    monkeypatch.setattr(module, "BODY_SECONDS", 0.3)
+    upstream.script(
+        "result", *[Fault(body={"task": {"status": "TASK_STATUS_QUEUED"}, "pad": "x" * 40}, slow_body=1.5)] * 4
+    )
+
+    with pytest.raises(errors.UpstreamTimeout):
+        novita.get_task_result("any")
 
 
 @pytest.mark.parametrize("status", [403, 404])
@@ -188,7 +218,7 @@ def test_an_image_over_the_cap_is_refused_without_reading_it_all(novita, upstrea
     time.sleep(0.4)
     location = novita.get_task_result(task_id).images[0].location
 
-    with pytest.raises(errors.UpstreamRejected, match="byte cap"):
+    with pytest.raises(errors.InvalidImage, match="byte cap"):
         novita.download_image(location, max_bytes=100)
 
 

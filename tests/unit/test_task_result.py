@@ -59,7 +59,9 @@ def test_a_status_we_do_not_know_is_not_final(status):
     assert not result.status.is_final
 
 
-@pytest.mark.parametrize("body", [{}, {"task": None}, {"task": "x", "images": None, "extra": []}])
+@pytest.mark.parametrize(
+    "body", [{}, {"task": None}, {"task": "x", "images": None, "extra": []}, {"images": 5}, {"images": "x"}]
+)
 def test_missing_top_level_fields_read_as_unknown(body):
     result = parse_task_result(body)
 

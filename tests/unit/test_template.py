@@ -94,3 +94,37 @@ def test_no_policy_grants_every_action_on_every_resource():
     text = (ROOT / "template.yaml").read_text()
 
     assert not re.search(r"Action:\s*['\"]?\*['\"]?\s*$", text, re.MULTILINE)
+
+
+@pytest.mark.parametrize("key_source", ["ssm", "secretsmanager"])
+def test_the_sam_transform_accepts_the_template(key_source, monkeypatch):
+    """What `sam deploy` does first: expand the SAM resources. cfn-lint alone does not catch
+    everything the transform refuses."""
+    from samtranslator.translator.transform import transform
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    template = json.loads(json.dumps(load_template(), default=str))
+    for resource in template["Resources"].values():  # what `sam package` puts in place of local paths
+        properties = resource.get("Properties", {})
+        for name in ("CodeUri", "ContentUri"):
+            if isinstance(properties.get(name), str):
+                properties[name] = f"s3://artifacts/{name}.zip"
+        if isinstance(properties.get("DefinitionUri"), str):
+            properties["DefinitionUri"] = {"Bucket": "artifacts", "Key": "image_job.asl.json"}
+
+    class ManagedPolicies:
+        def load(self) -> dict:
+            return {
+                name: f"arn:aws:iam::aws:policy/{name}"
+                for name in ("AWSXrayWriteOnlyAccess", "AWSXRayDaemonWriteAccess")
+            } | {"AWSLambdaBasicExecutionRole": "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}
+
+    expanded = transform(template, {"NovitaApiKeySource": key_source}, ManagedPolicies())["Resources"]
+
+    assert "ImageApiApiKey" in expanded and "ImageApiUsagePlan" in expanded  # named in Outputs
+    roles = {
+        name: json.dumps(spec["Properties"]) for name, spec in expanded.items() if spec["Type"] == "AWS::IAM::Role"
+    }
+    assert all('"Action": "*"' not in role and '"dynamodb:*"' not in role for role in roles.values())
+    grant = "secretsmanager:GetSecretValue" if key_source == "secretsmanager" else "ssm:GetParameter"
+    assert grant in roles["PollFunctionRole"]

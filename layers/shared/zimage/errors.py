@@ -102,7 +102,8 @@ class UpstreamUnavailable(UpstreamError):
 
 
 class UpstreamTimeout(UpstreamUnavailable):
-    """The upstream did not answer in time."""
+    """The request was sent but no whole answer came back (read timeout, connection lost): the
+    upstream may have acted on it."""
 
 
 class InvalidImage(Exception):

@@ -12,6 +12,7 @@ KNOWN_FAILURES = {
     "ImageUnavailable": ("image_unavailable", "the image model's image could not be downloaded"),
     "UpstreamUnavailable": ("upstream_unavailable", "the image model could not be reached"),
     "UpstreamTimeout": ("upstream_unavailable", "the image model did not answer in time"),
+    "Sandbox.Timedout": ("timeout", "a step of the job ran out of time; the image model was too slow"),
 }
 INTERNAL = ("internal_error", "the service failed while finishing this job; it has been logged")
 

@@ -125,13 +125,6 @@ class JobStore:
             return jobs[:limit], {"job_id": last.job_id, "owner": last.owner, "created_at": last.created_at}
         return jobs, next_key  # None when the index is exhausted; else the page budget ran out
 
-    def attach_execution(self, job_id: str, execution_arn: str) -> None:
-        self._table.update_item(
-            Key={"job_id": job_id},
-            UpdateExpression="SET execution_arn = :arn",
-            ExpressionAttributeValues={":arn": execution_arn},
-        )
-
     def _update_active(
         self, job_id: str, expression: str, values: dict, *, extra_names: dict | None = None
     ) -> Job | None:

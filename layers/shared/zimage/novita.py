@@ -11,15 +11,17 @@ from __future__ import annotations
 import enum
 import json
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import urllib3
-from urllib3.exceptions import HTTPError, MaxRetryError, ReadTimeoutError, TimeoutError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError, NameResolutionError, NewConnectionError
 from urllib3.util import Retry, Timeout
 
 from zimage.errors import (
+    InvalidImage,
     UpstreamError,
     UpstreamRateLimited,
     UpstreamRejected,
@@ -32,6 +34,8 @@ RESULT_PATH = "/v3/async/task-result"
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 # An answer body larger than this is refused; base64 output of the largest image fits well below.
 MAX_JSON_BYTES = 32 * 1024 * 1024
+# Longest time one body may take to arrive, however steadily it trickles.
+BODY_SECONDS = 30.0
 
 
 class TaskStatus(enum.StrEnum):
@@ -94,9 +98,16 @@ def read_retry(attempts: int = 3) -> Retry:
     )
 
 
+class SubmitRetry(CappedRetry):
+    """urllib3 retries any status in RETRY_AFTER_STATUS_CODES that carries a Retry-After header,
+    whatever the forcelist says; for a submit only 429 is surely a refusal before any work."""
+
+    RETRY_AFTER_STATUS_CODES = frozenset({429})
+
+
 def submit_retry(attempts: int = 2) -> Retry:
     # read=0: a request that was sent but not answered may have started a task.
-    return CappedRetry(
+    return SubmitRetry(
         total=attempts,
         connect=attempts,
         read=0,
@@ -162,7 +173,7 @@ class NovitaClient:
             if response.status != 200:
                 kind = UpstreamRejected if response.status in (401, 403, 404, 410) else UpstreamUnavailable
                 raise kind(f"the image URL answered HTTP {response.status}", status=response.status)
-            return _read_capped(response, max_bytes, what="image")
+            return _read_capped(response, max_bytes, what="image", too_large=InvalidImage)
         finally:
             response.release_conn()
 
@@ -204,24 +215,39 @@ class NovitaClient:
             response.release_conn()
 
 
-def _read_capped(response: urllib3.BaseHTTPResponse, max_bytes: int, *, what: str) -> bytes:
+def _read_capped(
+    response: urllib3.BaseHTTPResponse,
+    max_bytes: int,
+    *,
+    what: str,
+    too_large: type[Exception] = UpstreamRejected,
+    max_seconds: float | None = None,
+) -> bytes:
+    """Read a body, refusing one over `max_bytes` and one that trickles in for longer than
+    `max_seconds` (the read timeout applies per socket read, so it alone bounds nothing)."""
     declared = response.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise UpstreamRejected(f"the upstream {what} is {declared} bytes, over the {max_bytes} byte cap")
+        raise too_large(f"the upstream {what} is {declared} bytes, over the {max_bytes} byte cap")
+    max_seconds = BODY_SECONDS if max_seconds is None else max_seconds
     chunks, total = [], 0
+    give_up = time.monotonic() + max_seconds
     for chunk in response.stream(64 * 1024):
         total += len(chunk)
         if total > max_bytes:
-            raise UpstreamRejected(f"the upstream {what} is over the {max_bytes} byte cap")
+            raise too_large(f"the upstream {what} is over the {max_bytes} byte cap")
+        if time.monotonic() > give_up:
+            raise UpstreamTimeout(f"the upstream {what} took over {max_seconds:.0f}s to arrive")
         chunks.append(chunk)
     return b"".join(chunks)
 
 
 def _connection_error(exc: Exception, what: str) -> UpstreamError:
     cause = exc.reason if isinstance(exc, MaxRetryError) and exc.reason is not None else exc
-    if isinstance(cause, MaxRetryError | ReadTimeoutError | TimeoutError) or "timed out" in str(cause):
-        return UpstreamTimeout(f"the upstream did not answer {what} in time")
-    return UpstreamUnavailable(f"the upstream could not be reached for {what}: {type(cause).__name__}")
+    if isinstance(cause, NewConnectionError | NameResolutionError | ConnectTimeoutError):
+        # No connection was made, so the request surely did not reach the upstream.
+        return UpstreamUnavailable(f"the upstream could not be reached for {what}: {type(cause).__name__}")
+    # A read timeout or a connection lost mid-answer: the request may have been acted on.
+    return UpstreamTimeout(f"the upstream did not answer {what}: {type(cause).__name__}")
 
 
 def error_from_response(status: int, raw: bytes, retry_after: str | None = None) -> UpstreamError:
@@ -269,7 +295,8 @@ def parse_task_result(body: Any) -> TaskResult:
     except ValueError:
         status = TaskStatus.UNKNOWN
     images = []
-    for entry in body.get("images") or []:
+    entries = body.get("images")
+    for entry in entries if isinstance(entries, list) else []:
         if isinstance(entry, dict) and isinstance(entry.get("image_url"), str) and entry["image_url"]:
             ttl = to_number(entry.get("image_url_ttl"))
             images.append(

@@ -24,7 +24,11 @@ logger = Logger(child=True)
 class JobWriter(Protocol):
     def create(self, job: Job) -> None: ...
     def delete(self, job_id: str) -> None: ...
-    def attach_execution(self, job_id: str, execution_arn: str) -> None: ...
+
+
+def execution_arn_for(state_machine_arn: str, job_id: str) -> str:
+    """Executions are named after their job, so the ARN is known before the start."""
+    return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
 
 
 def workflow_input(job: Job, deadline_epoch: float) -> dict:
@@ -69,6 +73,7 @@ def submit_job(
         size=request.size,
         seed=request.seed,
         task_id=task_id,
+        execution_arn=execution_arn_for(state_machine_arn, job_id),
         created_at=iso(now),
         updated_at=iso(now),
         deadline_at=iso(deadline),
@@ -76,7 +81,7 @@ def submit_job(
     )
     try:
         jobs.create(job)
-        answer = sfn.start_execution(
+        sfn.start_execution(
             stateMachineArn=state_machine_arn,
             name=job_id,  # one execution per job, even if this call is repeated
             input=json.dumps(workflow_input(job, deadline.timestamp())),
@@ -88,8 +93,7 @@ def submit_job(
             "the service could not start the job; nothing was created, please retry"
         ) from None
     logger.info("job started", extra={"task_id": task_id})
-    jobs.attach_execution(job_id, answer["executionArn"])
-    return job.with_changes(execution_arn=answer["executionArn"])
+    return job
 
 
 def _forget(jobs: JobWriter, job_id: str) -> None:
