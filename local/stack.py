@@ -18,8 +18,11 @@ import io
 import json
 import logging
 import os
+import secrets
 import socket
+import string
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -43,7 +46,7 @@ SHARED_CODE = ROOT / "layers" / "shared"
 
 # Template parameters the local stack runs with unless told otherwise: the defaults, except
 # where a laptop wants shorter.
-LOCAL_PARAMETERS: dict[str, Any] = {"Stage": "dev", "LogLevel": "INFO"}
+LOCAL_PARAMETERS: dict[str, Any] = {"Stage": "dev", "LogLevel": "INFO", "AllowLoopbackWebhooks": "true"}
 
 
 def free_port() -> int:
@@ -113,6 +116,8 @@ class LocalStack:
         self.api: ApiGatewayFront | None = None
         self.state_machine_arn = ""
         self.bucket = "zimage-local-images"
+        self.event_bus = "default"
+        self._pollers: list[QueuePoller] = []
         self.table = "zimage-local-jobs"
 
     # --- life cycle ----------------------------------------------------------------------
@@ -136,6 +141,7 @@ class LocalStack:
         template = load_template()
         resolver = Resolver(template, self.parameters)
         self._create_data_resources(template, resolver)
+        self._create_messaging_resources(template, resolver)
         self._create_functions(template, resolver)
         self._create_state_machine(template, resolver)
         self._apply_function_environment(template, resolver)
@@ -144,9 +150,12 @@ class LocalStack:
         self.api = ApiGatewayFront(
             template, api_function.handler, api_function.context, self.api_keys, port=self.api_port
         ).start()
+        self._start_queue_pollers(template, resolver)
         return self
 
     def stop(self) -> None:
+        for poller in self._pollers:
+            poller.stop()
         if self.api:
             self.api.stop()
         if self.state_machine_arn:
@@ -258,6 +267,67 @@ class LocalStack:
         else:
             resolver.parameters["NovitaBaseUrl"] = self.emulator.url
 
+    def _resources(self, template: dict, resolver: Resolver, kind: str) -> dict[str, dict]:
+        return {
+            logical: spec
+            for logical, spec in template["Resources"].items()
+            if spec["Type"] == kind and ("Condition" not in spec or resolver.condition(spec["Condition"]))
+        }
+
+    def _create_messaging_resources(self, template: dict, resolver: Resolver) -> None:
+        """Secrets, queues, the event bus and its rules, as the template declares them."""
+        for logical in self._resources(template, resolver, "AWS::SecretsManager::Secret"):
+            arn = self.client("secretsmanager").create_secret(
+                Name=f"zimage-local-{logical}",
+                SecretString=secrets.token_urlsafe(36).replace("-", "a").replace("_", "b"),
+            )["ARN"]
+            resolver.refs[logical] = arn
+        sqs = self.client("sqs")
+        queues = self._resources(template, resolver, "AWS::SQS::Queue")
+        # Dead-letter queues first: the others name them in their redrive policy.
+        for logical, spec in sorted(queues.items(), key=lambda item: "RedrivePolicy" in item[1].get("Properties", {})):
+            props = resolver.resolve(spec.get("Properties", {}))
+            attributes = {
+                name: json.dumps(props[name]) if name == "RedrivePolicy" else str(props[name])
+                for name in ("VisibilityTimeout", "MessageRetentionPeriod", "RedrivePolicy")
+                if name in props
+            }
+            url = sqs.create_queue(QueueName=f"zimage-local-{logical}", Attributes=attributes)["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            resolver.refs[logical] = url
+            resolver.attributes[(logical, "Arn")] = arn
+            resolver.attributes[(logical, "QueueName")] = f"zimage-local-{logical}"
+        events = self.client("events")
+        for logical in self._resources(template, resolver, "AWS::Events::EventBus"):
+            name = resolver.resolve(template["Resources"][logical]["Properties"])["Name"]
+            events.create_event_bus(Name=name)
+            resolver.refs[logical] = name
+        for logical, spec in self._resources(template, resolver, "AWS::Events::Rule").items():
+            props = resolver.resolve(spec["Properties"])
+            name = f"zimage-local-{logical}"
+            arn = events.put_rule(
+                Name=name, EventBusName=props["EventBusName"], EventPattern=json.dumps(props["EventPattern"])
+            )["RuleArn"]
+            events.put_targets(Rule=name, EventBusName=props["EventBusName"], Targets=props["Targets"])
+            resolver.refs[logical] = name
+            resolver.attributes[(logical, "Arn")] = arn
+        self.event_bus = resolver.resolve(
+            {"Fn::If": ["CreateEventBus", {"Ref": "ImageEventBus"}, {"Ref": "EventBusName"}]}
+        )
+
+    def _start_queue_pollers(self, template: dict, resolver: Resolver) -> None:
+        """Lambda's SQS event source mapping, for each function's SQS events. moto runs a
+        mapping once, when a message is sent; Lambda's service polls, honours the visibility
+        timeout the function sets and lets the queue's redrive policy move a message to the
+        dead-letter queue. That polling is what this thread does, against moto's real queues."""
+        for logical, spec in self._functions_in(template).items():
+            for event in spec["Properties"].get("Events", {}).values():
+                if event["Type"] != "SQS":
+                    continue
+                props = resolver.resolve(event["Properties"])
+                poller = QueuePoller(self, logical, props["Queue"], props.get("BatchSize", 10))
+                self._pollers.append(poller.start())
+
     def _functions_in(self, template: dict) -> dict[str, dict]:
         return {
             logical: spec
@@ -367,6 +437,65 @@ class LocalStack:
     def history_for(self, job_id: str) -> list[dict]:
         arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
         return self.client("stepfunctions").get_execution_history(executionArn=arn)["events"]
+
+
+def _alphanumeric(length: int) -> str:
+    """Like CloudFormation's GenerateSecretString with ExcludePunctuation."""
+    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(length))
+
+
+class QueuePoller:
+    def __init__(self, stack: LocalStack, function: str, queue_arn: str, batch_size: int):
+        self.stack, self.function, self.queue_arn, self.batch_size = stack, function, queue_arn, batch_size
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"sqs-poller-{function}", daemon=True)
+
+    def start(self) -> QueuePoller:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        sqs = self.stack.client("sqs")
+        url = sqs.get_queue_url(QueueName=self.queue_arn.rsplit(":", 1)[-1])["QueueUrl"]
+        while not self._stopped.is_set():
+            try:
+                self._poll_once(sqs, url)
+            except Exception:  # keep polling, as Lambda's poller does; the error is logged
+                if not self._stopped.is_set():
+                    logging.getLogger("local.stack").exception("SQS poller failed")
+                    self._stopped.wait(1)
+
+    def _poll_once(self, sqs: Any, url: str) -> None:
+        received = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=self.batch_size, WaitTimeSeconds=1, AttributeNames=["All"]
+        ).get("Messages", [])
+        if not received:
+            return
+        records = [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": self.queue_arn,
+                "awsRegion": REGION,
+            }
+            for m in received
+        ]
+        payload, error = self.stack.invoke(self.function, json.dumps({"Records": records}))
+        if error:
+            return  # the whole batch returns to the queue when its visibility ends
+        failed = {item["itemIdentifier"] for item in json.loads(payload).get("batchItemFailures", [])}
+        for message in received:
+            if message["MessageId"] not in failed:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def _dispatcher(stack: LocalStack) -> Any:

@@ -15,11 +15,13 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 
 from zimage import api_inputs, errors
+from zimage.events import publish_completion
 from zimage.jobs import wait_for_end
 from zimage.models import JOB_ID, CreateImageRequest, Job
 from zimage.runtime import shared_runtime
 from zimage.schemas import ErrorBody, GatewayMessage, JobPage, JobView
 from zimage.submit import submit_job
+from zimage.views import job_view
 
 # A job still active this long after its deadline lost its workflow (the state machine's own
 # paths always end it; an execution stopped by hand does not): it reads as failed.
@@ -111,6 +113,7 @@ def start_job(submission: dict) -> dict:
         poll_deadline_seconds=runtime.settings.poll_deadline_seconds,
         retention_days=runtime.settings.job_retention_days,
         base64_output=runtime.settings.base64_output,
+        allow_loopback_webhooks=runtime.settings.allow_loopback_webhooks,
     )
     return {"job_id": job.job_id}
 
@@ -145,10 +148,14 @@ def cancel_image(job_id: Annotated[str, Path(description="The job's id, `img_...
     job = find_job(job_id)
     logger.append_keys(job_id=job.job_id)
     if not job.is_terminal:
-        job = runtime.jobs.cancel(job.job_id) or job
-        if job.status == "canceled" and job.execution_arn:
-            _stop_execution(job.execution_arn)
+        canceled = runtime.jobs.cancel(job.job_id)
+        if canceled is not None and canceled.status == "canceled" and job.status != "canceled":
+            # This call won the conditional write, so it alone announces the end.
+            if canceled.execution_arn:
+                _stop_execution(canceled.execution_arn)
+            publish_completion(runtime.events, runtime.settings.event_bus_name, canceled)
             metrics.add_metric(name="JobsCanceled", unit=MetricUnit.Count, value=1)
+        job = canceled or job
     return _json(200, view(job))
 
 
@@ -202,15 +209,13 @@ def settle_if_stale(job: Job) -> Job:
     settled = runtime.jobs.record_failure(
         job.job_id, code="timeout", message="the image was not ready before the job's deadline"
     )
+    if settled is not None and settled.status == "failed":
+        publish_completion(runtime.events, runtime.settings.event_bus_name, settled)
     return settled or job
 
 
 def view(job: Job) -> dict:
-    """The job as clients see it; a finished image gets a presigned URL made now."""
-    if job.image is None or job.status != "succeeded":
-        return job.to_view()
-    url, expires_at = runtime.images.presign(job.image.key, runtime.settings.presigned_url_seconds)
-    return job.to_view(image_url=url, url_expires_at=expires_at)
+    return job_view(job, runtime.images, runtime.settings.presigned_url_seconds)
 
 
 def _respond_after_wait(job: Job, prefer: str | None, headers: dict, *, accepted: int) -> Response[dict]:

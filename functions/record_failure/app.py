@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from zimage.failures import failure_from_catch
 from zimage.runtime import shared_runtime
+from zimage.worker import answer_for
 
 logger = Logger()
 tracer = Tracer()
@@ -25,10 +26,5 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     logger.warning("workflow caught an error", extra={"error": caught.get("Error"), "code": code})
     job = runtime.jobs.record_failure(event["job_id"], code=code, message=message)
     metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
-    status = job.status if job else "missing"
-    error = (
-        {"code": job.error.code, "message": job.error.message}
-        if job and job.error
-        else {"code": code, "message": message}
-    )
-    return {"job_id": event["job_id"], "status": status, "error": error}
+    # As the table now has it: failed, or ended another way meanwhile (canceled, succeeded).
+    return answer_for(event, job)

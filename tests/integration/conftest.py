@@ -23,6 +23,9 @@ TEST_PARAMETERS = {
     "MaxWaitSeconds": 5,
     "FastPollWindowSeconds": 1,
     "FastPollIntervalSeconds": "0.25",
+    "WebhookTimeoutSeconds": 1,
+    "WebhookRetryBaseSeconds": 1,
+    "WebhookMaxAttempts": 3,
 }
 TEST_EMULATOR = EmulatorSettings(queue_seconds=0.1, run_seconds=0.6)
 OTHER_API_KEY = "zimage-test-other-key"

@@ -45,4 +45,4 @@ def test_the_poll_and_failure_events_run(stack, emulator):
     assert json.loads(poll)["status"] == "failed"
     assert json.loads(poll)["error"]["code"] == "job_missing"
     assert failure_error is None
-    assert json.loads(failure)["error"]["code"] == "image_unavailable"
+    assert json.loads(failure)["error"]["code"] == "job_missing"

@@ -16,6 +16,7 @@ RESOURCES = TEMPLATE["Resources"]
 def resolved_definition() -> dict:
     spec = RESOURCES["ImageJobStateMachine"]["Properties"]
     resolver = Resolver(TEMPLATE, {})
+    resolver.refs["ImageEventBus"] = "zimage-images"
     for logical in ("PollFunction", "RecordFailureFunction"):
         resolver.attributes[(logical, "Arn")] = f"arn:aws:lambda:us-east-1:123456789012:function:{logical}"
     text = substitute_definition(
@@ -44,7 +45,7 @@ def test_the_wait_comes_from_the_poll_step_not_a_constant():
     assert wait == {"Type": "Wait", "SecondsPath": "$.wait_seconds", "Next": "PollTask"}
 
 
-@pytest.mark.parametrize("name", ["PollTask", "RecordFailure"])
+@pytest.mark.parametrize("name", ["PollTask", "RecordFailure", "EmitSucceeded", "EmitFailed"])
 def test_every_task_retries_with_backoff(name):
     task = resolved_definition()["States"][name]
 

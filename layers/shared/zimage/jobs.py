@@ -91,6 +91,16 @@ class JobStore:
             {":canceled": CANCELED, ":now": now},
         )
 
+    def record_webhook(self, job_id: str, **fields: Any) -> None:
+        """Note a delivery attempt (state, attempts, last_status, ...) on the job's webhook."""
+        self._table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression="SET " + ", ".join(f"webhook.#w_{name} = :w_{name}" for name in fields),
+            ConditionExpression="attribute_exists(webhook)",
+            ExpressionAttributeNames={f"#w_{name}": name for name in fields},
+            ExpressionAttributeValues={f":w_{name}": value for name, value in fields.items()},
+        )
+
     def list_for_owner(
         self, owner: str, *, status: str | None = None, limit: int = 20, start_key: dict | None = None
     ) -> tuple[list[Job], dict | None]:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 MIN_SIDE, MAX_SIDE = 256, 1536
 MAX_SEED = 2_147_483_647
 MAX_PROMPT_CHARS = 4000
+MAX_URL_CHARS = 2048
 _SIZE = re.compile(r"^([0-9]{1,5})\*([0-9]{1,5})$")  # [0-9]: \d matches digits of other scripts too
 # C0 controls and DEL, except tab, line feed and carriage return, which prompts may hold.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -56,6 +57,12 @@ class CreateImageRequest(BaseModel):
     seed: int = Field(
         default=-1, ge=-1, le=MAX_SEED, description=f"-1..{MAX_SEED}; -1 picks a random seed.", examples=[7]
     )
+    webhook_url: str | None = Field(
+        default=None,
+        max_length=MAX_URL_CHARS,
+        description="An https URL on a public host; the final job is POSTed there, signed (Standard Webhooks).",
+        examples=["https://example.com/hooks/zimage"],
+    )
 
     @field_validator("prompt", mode="before")
     @classmethod
@@ -88,6 +95,17 @@ class CreateImageRequest(BaseModel):
         if not -1 <= value <= MAX_SEED:
             raise ValueError(f"seed must be an integer from -1 to {MAX_SEED}, got {value}")
         return value
+
+    @field_validator("webhook_url", mode="before")
+    @classmethod
+    def _webhook_url(cls, value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ValueError(f"webhook_url must be a string, got {type(value).__name__}")
+        if len(value) > MAX_URL_CHARS:
+            raise ValueError(f"webhook_url must be at most {MAX_URL_CHARS} characters")
+        return value.strip()
 
     @property
     def dimensions(self) -> tuple[int, int]:
@@ -142,6 +160,19 @@ class StoredImage:
 
 
 @dataclass(frozen=True)
+class WebhookState:
+    """Where the final job goes, and how delivery went: pending -> delivered | failed."""
+
+    url: str
+    state: str = "pending"
+    attempts: int = 0
+    last_status: int | None = None
+    last_error: str | None = None
+    last_attempt_at: str | None = None
+    delivered_at: str | None = None
+
+
+@dataclass(frozen=True)
 class JobError:
     code: str
     message: str
@@ -166,6 +197,7 @@ class Job:
     eta_seconds: int | None = None
     image: StoredImage | None = None
     error: JobError | None = None
+    webhook: WebhookState | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -175,18 +207,23 @@ class Job:
         return replace(self, **changes)
 
     def to_item(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        item = {k: v for k, v in asdict(self).items() if v is not None}
+        if "webhook" in item:
+            item["webhook"] = {k: v for k, v in item["webhook"].items() if v is not None}
+        return item
 
     @classmethod
     def from_item(cls, item: dict) -> Job:
         plain = _plain(item)
         image = plain.pop("image", None)
         error = plain.pop("error", None)
-        known = {name for name in cls.__dataclass_fields__ if name not in ("image", "error")}
+        webhook = plain.pop("webhook", None)
+        known = {name for name in cls.__dataclass_fields__ if name not in ("image", "error", "webhook")}
         return cls(
             **{k: v for k, v in plain.items() if k in known},
             image=StoredImage(**image) if image else None,
             error=JobError(**error) if error else None,
+            webhook=WebhookState(**webhook) if webhook else None,
         )
 
     def to_view(self, *, image_url: str | None = None, url_expires_at: str | None = None) -> dict:
@@ -207,19 +244,30 @@ class Job:
         if self.eta_seconds is not None and not self.is_terminal:
             view["eta_seconds"] = self.eta_seconds
         if self.status == SUCCEEDED and self.image:
-            view["image"] = {
-                "url": image_url,
-                "expires_at": url_expires_at,
-                "content_type": self.image.content_type,
-                "width": self.image.width,
-                "height": self.image.height,
-                "bytes": self.image.bytes,
-                "sha256": self.image.sha256,
-            }
+            view["image"] = {"url": image_url, "expires_at": url_expires_at} if image_url else {}
+            view["image"].update(
+                content_type=self.image.content_type,
+                width=self.image.width,
+                height=self.image.height,
+                bytes=self.image.bytes,
+                sha256=self.image.sha256,
+            )
         if self.status == FAILED and self.error:
             view["error"] = {"code": self.error.code, "message": self.error.message}
+        if self.webhook:
+            view["webhook"] = {k: v for k, v in asdict(self.webhook).items() if v is not None}
         view["links"] = {"self": f"/v1/images/{self.job_id}"}
         return view
+
+    def to_event_detail(self) -> dict:
+        """The completion event's detail: the job without a presigned URL (it would expire in
+        the consumer's hands), plus where the image is stored."""
+        detail = self.to_view()
+        if self.webhook:
+            detail["webhook"] = {"url": self.webhook.url}  # delivery state changes after the event
+        if self.status == SUCCEEDED and self.image:
+            detail["bucket"], detail["key"] = self.image.bucket, self.image.key
+        return detail
 
 
 def _plain(value: Any) -> Any:

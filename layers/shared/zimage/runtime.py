@@ -35,6 +35,21 @@ class Runtime:
         return boto3.client("stepfunctions")
 
     @cached_property
+    def events(self):
+        return boto3.client("events")
+
+    @cached_property
+    def sqs(self):
+        return boto3.client("sqs")
+
+    def webhook_signer(self) -> object:
+        """A Standard Webhooks signer with this deployment's secret (cached like the API key)."""
+        from aws_lambda_powertools.utilities import parameters
+        from standardwebhooks import Webhook
+
+        return Webhook(str(parameters.get_secret(self.settings.webhook_secret_arn, max_age=KEY_CACHE_SECONDS)))
+
+    @cached_property
     def novita(self) -> NovitaClient:
         return NovitaClient(self.settings.novita_base_url, self.novita_api_key)
 
@@ -52,8 +67,10 @@ class Runtime:
         """Make every client now. A Lambda container serves one request at a time, so lazy
         creation is safe there; the local stack runs handlers on many threads and calls this
         once first, because boto3's default session must not build clients concurrently."""
-        _ = self.jobs, self.images, self.sfn, self.novita
+        _ = self.jobs, self.images, self.sfn, self.novita, self.events, self.sqs
         self.novita_api_key()
+        if self.settings.webhook_secret_arn:
+            self.webhook_signer()
 
 
 @cache

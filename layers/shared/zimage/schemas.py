@@ -24,6 +24,16 @@ class JobErrorView(BaseModel):
     message: str
 
 
+class WebhookView(BaseModel):
+    url: str
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int = Field(ge=0)
+    last_status: int | None = Field(default=None, description="The receiver's last HTTP status.")
+    last_error: str | None = None
+    last_attempt_at: str | None = None
+    delivered_at: str | None = None
+
+
 class JobView(BaseModel):
     id: str = Field(examples=["img_01JD3Z5Q4W8V7N2K6M9P0R1S2T"])
     status: Status
@@ -37,6 +47,7 @@ class JobView(BaseModel):
     eta_seconds: int | None = Field(default=None, ge=0, description="While running, when known.")
     image: ImageView | None = Field(default=None, description="Only when succeeded.")
     error: JobErrorView | None = Field(default=None, description="Only when failed.")
+    webhook: WebhookView | None = Field(default=None, description="Only when a webhook_url was given.")
     links: dict[str, str]
 
 

@@ -37,6 +37,12 @@ class Settings:
     fast_poll_interval_seconds: float
     max_consecutive_upstream_errors: int
     base64_output: bool
+    event_bus_name: str
+    allow_loopback_webhooks: bool
+    webhook_secret_arn: str
+    webhook_timeout_seconds: float
+    webhook_retry_base_seconds: int
+    webhook_max_attempts: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -61,4 +67,10 @@ class Settings:
             fast_poll_interval_seconds=_float("FAST_POLL_INTERVAL_SECONDS", 0.5),
             max_consecutive_upstream_errors=_int("MAX_CONSECUTIVE_UPSTREAM_ERRORS", 5),
             base64_output=env.get("NOVITA_BASE64_OUTPUT", "false").lower() == "true",
+            event_bus_name=env.get("EVENT_BUS_NAME", "default"),
+            allow_loopback_webhooks=env.get("ALLOW_LOOPBACK_WEBHOOKS", "false").lower() == "true",
+            webhook_secret_arn=env.get("WEBHOOK_SECRET_ARN", ""),
+            webhook_timeout_seconds=_float("WEBHOOK_TIMEOUT_SECONDS", 5.0),
+            webhook_retry_base_seconds=_int("WEBHOOK_RETRY_BASE_SECONDS", 30),
+            webhook_max_attempts=_int("WEBHOOK_MAX_ATTEMPTS", 9),
         )

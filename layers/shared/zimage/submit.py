@@ -15,8 +15,9 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 
 from zimage import errors
-from zimage.models import QUEUED, CreateImageRequest, Job, iso, new_job_id, utc_now
+from zimage.models import QUEUED, CreateImageRequest, Job, WebhookState, iso, new_job_id, utc_now
 from zimage.novita import NovitaClient
+from zimage.webhooks import check_webhook_url
 
 logger = Logger(child=True)
 
@@ -54,7 +55,10 @@ def submit_job(
     poll_deadline_seconds: int,
     retention_days: int,
     base64_output: bool = False,
+    allow_loopback_webhooks: bool = False,
 ) -> Job:
+    if request.webhook_url:  # refused here, before anything is paid for
+        check_webhook_url(request.webhook_url, allow_loopback=allow_loopback_webhooks)
     job_id = new_job_id()
     try:
         task_id = novita.start_task(
@@ -78,6 +82,7 @@ def submit_job(
         updated_at=iso(now),
         deadline_at=iso(deadline),
         expires_at=int(time.time()) + retention_days * 86400,
+        webhook=WebhookState(url=request.webhook_url) if request.webhook_url else None,
     )
     try:
         jobs.create(job)

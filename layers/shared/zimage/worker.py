@@ -92,7 +92,7 @@ def poll_task(state: dict, deps: PollDependencies) -> dict:
                 eta_seconds=_whole(result.eta_seconds),
             )
             if job is None or job.is_terminal:
-                return _answer_for(state, job)
+                return answer_for(state, job)
         remaining = expected_remaining_seconds(result.eta_seconds, result.progress_percent, 0)
         now = deps.clock()
         if not should_poll_fast(remaining, deps.policy) or now + deps.policy.fast_poll_interval_seconds > fast_until:
@@ -111,7 +111,7 @@ def poll_task(state: dict, deps: PollDependencies) -> dict:
             eta_seconds=_whole(result.eta_seconds),
         )
         if job is None or job.is_terminal:
-            return _answer_for(state, job)
+            return answer_for(state, job)
 
     remaining = expected_remaining_seconds(result.eta_seconds, result.progress_percent, 0) if result else None
     return {
@@ -143,29 +143,32 @@ def _store_image(state: dict, deps: PollDependencies, result: TaskResult) -> dic
     stored = deps.images.put(job_id, data, facts)
     job = deps.jobs.record_success(job_id, image=stored, seed=result.seed)
     if job is None or job.status != SUCCEEDED or job.image is None:
-        return _answer_for(state, job)
+        return answer_for(state, job)
     # job.image, not `stored`: after a retry the table's record is the one clients see.
     url, expires_at = deps.images.presign(job.image.key, deps.presigned_url_seconds)
     logger.info("image stored", extra={"key": job.image.key, "bytes": job.image.bytes})
-    return {**_carry(state), "status": SUCCEEDED, "image": {"url": url, "expires_at": expires_at, **asdict(job.image)}}
+    return {
+        **_carry(state),
+        "status": SUCCEEDED,
+        "image": {"url": url, "expires_at": expires_at, **asdict(job.image)},
+        "event": job.to_event_detail(),
+    }
 
 
 def _failed(state: dict, deps: PollDependencies, code: str, message: str) -> dict:
     job = deps.jobs.record_failure(state["job_id"], code=code, message=message)
     logger.info("job failed", extra={"code": code, "reason": message})
-    return _answer_for(state, job)
+    return answer_for(state, job)
 
 
-def _answer_for(state: dict, job: Job | None) -> dict:
+def answer_for(state: dict, job: Job | None) -> dict:
     """The step's answer for a job that has ended, here or (canceled, or finished by an earlier
     attempt of this step) elsewhere: always what the table says, so the two never disagree."""
     if job is None:  # removed (TTL) or never recorded: end the workflow, never loop on it
-        return {
-            **_carry(state),
-            "status": FAILED,
-            "error": {"code": "job_missing", "message": "the job no longer exists"},
-        }
-    answer: dict[str, Any] = {**_carry(state), "status": job.status}
+        error = {"code": "job_missing", "message": "the job no longer exists"}
+        event = {"id": state["job_id"], "status": FAILED, "error": error}
+        return {**_carry(state), "status": FAILED, "error": error, "event": event}
+    answer: dict[str, Any] = {**_carry(state), "status": job.status, "event": job.to_event_detail()}
     if job.status == FAILED and job.error:
         answer["error"] = {"code": job.error.code, "message": job.error.message}
     if job.status == SUCCEEDED and job.image:

@@ -1,0 +1,49 @@
+"""Delivers webhooks: one SQS message per finished job that asked for one (zimage.delivery)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from zimage.delivery import deliver_completion
+from zimage.runtime import shared_runtime
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+runtime = shared_runtime()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def deliver_record(record: SQSRecord) -> None:
+    def delay_retry(seconds: int) -> None:
+        runtime.sqs.change_message_visibility(
+            QueueUrl=queue_url(record.event_source_arn), ReceiptHandle=record.receipt_handle, VisibilityTimeout=seconds
+        )
+
+    outcome = deliver_completion(
+        record.json_body,
+        attempt=int(record.attributes.approximate_receive_count),
+        runtime=runtime,
+        delay_retry=delay_retry,
+    )
+    metrics.add_metric(name=f"Webhooks{outcome.title().replace(' ', '')}", unit=MetricUnit.Count, value=1)
+
+
+@cache
+def queue_url(queue_arn: str) -> str:
+    *_, account, name = queue_arn.split(":")
+    return runtime.sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    # A failed record returns to the queue after its back-off; the others are deleted.
+    return process_partial_response(event=event, record_handler=deliver_record, processor=processor, context=context)
