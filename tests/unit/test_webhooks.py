@@ -1,0 +1,113 @@
+"""Which webhook URLs the service calls, checked with a scripted resolver (no DNS, no sockets)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from standardwebhooks import Webhook
+
+from zimage.errors import InvalidRequest
+from zimage.webhooks import (
+    DeliveryFailed,
+    check_webhook_url,
+    deliver,
+    message_id,
+    parse_target,
+    refusal_reason,
+    retry_delay_seconds,
+)
+
+
+def resolving_to(*addresses: str):
+    return lambda host, port: list(addresses)
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("10.1.2.3", "private"),
+        ("172.16.0.1", "private"),
+        ("192.168.1.10", "private"),
+        ("127.0.0.1", "loopback"),
+        ("127.8.9.10", "loopback"),
+        ("::1", "loopback"),
+        ("169.254.169.254", "link-local"),
+        ("fe80::1", "link-local"),
+        ("fd00:ec2::254", "private"),
+        ("100.64.0.1", "carrier-grade"),
+        ("100.127.255.254", "carrier-grade"),
+        ("0.0.0.0", "private"),
+        ("224.0.0.1", "not public"),
+        ("240.0.0.1", "private"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("::ffff:10.0.0.1", "private"),
+        ("192.0.2.10", "private"),
+    ],
+)
+def test_every_non_public_address_class_is_refused(address, reason):
+    assert reason in refusal_reason(address, allow_loopback=False)
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"])
+def test_public_addresses_are_allowed(address):
+    assert refusal_reason(address, allow_loopback=False) is None
+
+
+def test_the_local_setting_allows_loopback_and_nothing_else():
+    assert refusal_reason("127.0.0.1", allow_loopback=True) is None
+    assert refusal_reason("::1", allow_loopback=True) is None
+    assert refusal_reason("10.0.0.1", allow_loopback=True) == "a private address"
+
+
+def test_a_host_with_one_private_address_among_public_ones_is_refused():
+    with pytest.raises(InvalidRequest, match="private"):
+        check_webhook_url(
+            "https://mixed.example/hook", allow_loopback=False, resolve=resolving_to("8.8.8.8", "10.0.0.1")
+        )
+
+
+def test_http_is_only_for_loopback_and_only_when_allowed():
+    with pytest.raises(InvalidRequest, match="https"):
+        check_webhook_url("http://127.0.0.1:8080/hook", allow_loopback=False, resolve=resolving_to("127.0.0.1"))
+    with pytest.raises(InvalidRequest, match="https"):
+        check_webhook_url("http://example.com/hook", allow_loopback=True, resolve=resolving_to("8.8.8.8"))
+    assert check_webhook_url("http://localhost:8080/h", allow_loopback=True, resolve=resolving_to("127.0.0.1"))
+
+
+def test_the_request_target_keeps_path_and_query():
+    target = parse_target("https://Example.COM./hooks/a?b=1", allow_loopback=False)
+
+    assert (target.host, target.port, target.path) == ("example.com", 443, "/hooks/a?b=1")
+
+
+class Signer:
+    def sign(self, msg_id: str, timestamp: datetime, data: str) -> str:
+        return Webhook("c2VjcmV0LXNpZ25pbmcta2V5LWZvci10ZXN0cw==").sign(msg_id, timestamp, data)
+
+
+def test_dns_rebinding_is_refused_at_delivery_without_a_retry():
+    # GIVEN a host that was public at submit and now resolves to the metadata service
+    check_webhook_url("https://rebind.example/hook", allow_loopback=False, resolve=resolving_to("8.8.8.8"))
+
+    with pytest.raises(DeliveryFailed) as caught:
+        deliver(
+            "https://rebind.example/hook",
+            msg_id=message_id("img_1"),
+            payload={},
+            signer=Signer(),
+            allow_loopback=False,
+            timeout_seconds=1,
+            resolve=resolving_to("169.254.169.254"),
+            now=lambda: datetime.now(UTC),
+        )
+
+    assert not caught.value.retryable
+    assert "link-local" in caught.value.message
+
+
+def test_retries_back_off_exponentially_to_fifteen_minutes():
+    delays = [retry_delay_seconds(attempt, 30) for attempt in range(1, 10)]
+
+    assert delays == [30, 60, 120, 240, 480, 900, 900, 900, 900]
+    assert sum(delays[:8]) >= 3600  # nine attempts span more than an hour
