@@ -3,11 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+TOOLS := .venv-tools
+TOOLS_INSTALLED := $(TOOLS)/.installed
 
 # `make demo PROMPT="..." SIZE=512*512 SEED=3 OUT=fox.jpg` reaches the demo as environment.
 export PROMPT SIZE SEED OUT PORT API_KEY NOVITA_BASE_URL NOVITA_API_KEY
 
-.PHONY: install run demo test lint format clean
+.PHONY: install run demo test lint check openapi format clean
 
 $(INSTALLED): requirements-dev.txt layers/shared/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +25,13 @@ run: $(INSTALLED)  ## the local stack on http://127.0.0.1:$${PORT:-3000}
 demo: $(INSTALLED)  ## one image end to end, saved under out/
 	$(BIN)/python -m local demo
 
-test: $(INSTALLED) lint  ## lint, template checks and the whole test suite
+$(TOOLS_INSTALLED): requirements-tools.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet -r requirements-tools.txt
+	touch $@
+
+test: $(INSTALLED) lint check  ## lint, security scans of the template and the whole test suite
 	$(BIN)/python -m pytest
 
 lint: $(INSTALLED)
@@ -31,9 +39,16 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/cfn-lint template.yaml
 
+check: $(INSTALLED) $(TOOLS_INSTALLED)  ## serverless rules and checkov on the template: 0 findings
+	$(BIN)/cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml
+	$(TOOLS)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
+
+openapi: $(INSTALLED)  ## regenerate openapi.json from the API function's models
+	$(BIN)/python -m local openapi
+
 format: $(INSTALLED)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .aws-sam out
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache .aws-sam out

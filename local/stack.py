@@ -430,6 +430,27 @@ class LocalStack:
 
     # --- conveniences for tests and the demo ---------------------------------------------
 
+    def wait_until_idle(self, timeout: float = 20) -> bool:
+        """Wait until no execution is running (tests call it so one test's jobs never act
+        during the next one); False if some still run after `timeout`."""
+        sfn = self.client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            running = sfn.list_executions(stateMachineArn=self.state_machine_arn, statusFilter="RUNNING")
+            if not running["executions"]:
+                return True
+            time.sleep(0.1)
+        return False
+
+    def finished_execution(self, job_id: str, timeout: float = 20) -> dict:
+        """The job's execution once it has ended (a job's record ends a few states earlier)."""
+        deadline = time.monotonic() + timeout
+        execution = self.execution_for(job_id)
+        while execution["status"] == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            execution = self.execution_for(job_id)
+        return execution
+
     def execution_for(self, job_id: str) -> dict:
         arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
         return self.client("stepfunctions").describe_execution(executionArn=arn)

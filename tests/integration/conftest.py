@@ -49,6 +49,9 @@ def stack() -> Iterator[LocalStack]:
 def emulator(stack: LocalStack) -> Iterator[NovitaEmulator]:
     stack.emulator.reset()
     yield stack.emulator
+    # Let this test's workflows end (at the latest at their deadline), so none of them calls
+    # the emulator during the next test.
+    stack.wait_until_idle()
     stack.emulator.reset()
 
 

@@ -160,9 +160,9 @@ def test_cancel_stops_the_workflow_and_the_job_stays_canceled(stack, api, emulat
     assert answer.json()["status"] == "canceled"
     assert answer.json()["completed_at"]
     deadline = time.monotonic() + 10
-    while stack.execution_for(job["id"])["status"] == "RUNNING" and time.monotonic() < deadline:
+    while stack.finished_execution(job["id"])["status"] == "RUNNING" and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert stack.execution_for(job["id"])["status"] == "ABORTED"
+    assert stack.finished_execution(job["id"])["status"] == "ABORTED"
     time.sleep(1)
     assert api.get(job["id"])["status"] == "canceled"
 

@@ -19,6 +19,7 @@ def download(url: str) -> urllib3.BaseHTTPResponse:
 
 
 def state_names(stack, job_id: str) -> list[str]:
+    stack.finished_execution(job_id)
     return [
         event["stateEnteredEventDetails"]["name"]
         for event in stack.history_for(job_id)
@@ -47,7 +48,7 @@ def test_a_job_ends_with_the_requested_image_behind_a_presigned_url(stack, api, 
     assert job["seed"] == 7
     assert job["completed_at"] >= job["created_at"]
     # ... and the workflow announced it and ended in its success state after one poll
-    execution = stack.execution_for(job["id"])
+    execution = stack.finished_execution(job["id"])
     assert execution["status"] == "SUCCEEDED"
     assert state_names(stack, job["id"]) == ["PollTask", "RouteOnStatus", "EmitSucceeded", "ImageReady"]
     assert emulator.calls["submit"] == 1
@@ -56,7 +57,7 @@ def test_a_job_ends_with_the_requested_image_behind_a_presigned_url(stack, api, 
 def test_the_execution_output_carries_the_image_facts_not_its_bytes(stack, api, emulator):
     job = api.wait(api.submit(size="256*256")["id"])
 
-    output = __import__("json").loads(stack.execution_for(job["id"])["output"])
+    output = __import__("json").loads(stack.finished_execution(job["id"])["output"])
 
     assert output["status"] == "succeeded"
     assert output["image"]["bucket"] == stack.bucket
@@ -124,7 +125,7 @@ def test_an_upstream_failure_fails_the_job_with_its_reason(stack, api, emulator)
     assert job["error"]["code"] == "upstream_failed"
     assert "prompt rejected by the safety filter" in job["error"]["message"]
     assert "image" not in job
-    execution = stack.execution_for(job["id"])
+    execution = stack.finished_execution(job["id"])
     assert execution["status"] == "FAILED"
     assert execution["error"] == "upstream_failed"
 
@@ -137,7 +138,7 @@ def test_a_task_that_never_ends_fails_at_the_deadline(stack, api, emulator):
 
     assert job["status"] == "failed"
     assert job["error"]["code"] == "timeout"
-    assert stack.execution_for(job["id"])["status"] == "FAILED"
+    assert stack.finished_execution(job["id"])["status"] == "FAILED"
     # the waits followed the upstream's eta instead of a fixed beat: few polls for 8 s
     assert state_names(stack, job["id"]).count("PollTask") <= 3
 
@@ -167,7 +168,7 @@ def test_a_broken_image_url_is_retried_then_fails_the_job(stack, api, emulator):
     assert "404" in job["error"]["message"]
     # the whole poll step ran again (fresh task result, fresh URL) before giving up
     assert emulator.calls["result"] >= 3
-    assert stack.execution_for(job["id"])["status"] == "FAILED"
+    assert stack.finished_execution(job["id"])["status"] == "FAILED"
 
 
 def test_an_image_link_that_fails_once_recovers(api, emulator):
