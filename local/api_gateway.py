@@ -20,6 +20,8 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 API_ID = "local"
+# API Gateway's quota for the request line and headers together (REST APIs): 10,240 bytes.
+MAX_HEADER_BYTES = 10240
 
 
 def routes_from_template(template: dict) -> list[tuple[str, str, re.Pattern, bool]]:
@@ -84,6 +86,8 @@ class ApiGatewayFront:
     def handle(
         self, method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str
     ) -> tuple[int, dict, bytes]:
+        if len(raw_path) + sum(len(k) + len(v) for k, v in headers.items()) > MAX_HEADER_BYTES:
+            return 431, {"Content-Type": "application/json"}, b'{"message": "Request Header Fields Too Large"}'
         parts = urlsplit(raw_path)
         path = unquote(parts.path)
         match = next(

@@ -48,7 +48,7 @@ class EmulatorSettings:
     outcome: str = "succeed"  # succeed | fail | never | unknown_status
     fail_reason: str = "the model could not render this prompt"
     image_type: str = "jpeg"  # jpeg | png | webp
-    image_variant: str = "ok"  # ok | not_image | truncated | wrong_size | empty | bad_base64
+    image_variant: str = "ok"  # ok | not_image | truncated | wrong_size | empty | bad_base64 | oversized
     image_status: int = 200  # HTTP status the image URL answers with
     ttl_style: str = "int"  # int (3600) | string ("3600") | zero ("0")
     include_debug_info: bool = True
@@ -71,7 +71,8 @@ class Task:
 class Fault:
     """One scripted answer. `status` with `body` (JSON) or `raw` (bytes as they are);
     `delay` seconds before answering; `drop` closes the connection without an answer;
-    `slow_body` sends the body a byte at a time over that many seconds."""
+    `slow_body` sends the body a byte at a time over that many seconds; `truncate` announces the
+    whole body but sends only its first bytes before closing (a reset mid-body)."""
 
     status: int = 200
     body: Any = None
@@ -80,6 +81,7 @@ class Fault:
     delay: float = 0.0
     drop: bool = False
     slow_body: float = 0.0
+    truncate: int | None = None  # send this many bytes of the body, then close the connection
     passthrough: bool = False  # answer normally, after `delay`
 
     @classmethod
@@ -281,6 +283,8 @@ def _broken(variant: str, data: bytes) -> bytes:
         return data[: len(data) // 2]
     if variant == "empty":
         return b""
+    if variant == "oversized":  # a valid JPEG, padded after its end to 2 MiB and more
+        return data + b"\x00" * (2 * 1024 * 1024)
     return data
 
 
@@ -366,7 +370,12 @@ def _handler_for(emulator: NovitaEmulator) -> type[BaseHTTPRequestHandler]:
             for name, value in fault.headers.items():
                 self.send_header(name, str(value))
             self.end_headers()
-            if fault.slow_body and payload:
+            if fault.truncate is not None:
+                self.wfile.write(payload[: fault.truncate])
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(2)
+            elif fault.slow_body and payload:
                 step = fault.slow_body / len(payload)
                 for i in range(len(payload)):
                     self.wfile.write(payload[i : i + 1])

@@ -1,14 +1,50 @@
-"""Shared test helpers."""
+"""Shared test helpers, and the one local stack every test that needs AWS runs against."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
+OTHER_API_KEY = "zimage-test-other-key"
+LISTING_API_KEY = "zimage-test-listing-key"  # its jobs are made only by the listing tests
 
 
 def load_event(name: str) -> dict:
     """A sample event from events/, the same files `sam local invoke -e` takes."""
     return json.loads((EVENTS / name).read_text())
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator:
+    """The local stack with the reliability settings: production's shape, second-long waits."""
+    from local import reliability
+    from local.stack import DEV_API_KEY, LocalStack
+
+    local = LocalStack(
+        api_port=0,
+        api_keys={
+            DEV_API_KEY: "key-one",
+            OTHER_API_KEY: "key-two",
+            LISTING_API_KEY: "key-three",
+            reliability.OTHER_KEY: "key-four",
+        },
+        parameters=reliability.PARAMETERS,
+        emulator_settings=reliability.EMULATOR,
+    )
+    with local:
+        yield local
+
+
+@pytest.fixture
+def emulator(stack) -> Iterator:
+    stack.emulator.reset()
+    yield stack.emulator
+    # Let this test's workflows end (at the latest at their deadline), so none of them calls
+    # the emulator during the next test.
+    stack.wait_until_idle()
+    stack.emulator.reset()

@@ -142,6 +142,14 @@ def refuse_unreadable_body(event: dict) -> dict | None:
                 f"Content-Type must be application/json, got {media_type or 'none'}", field="Content-Type"
             )
         )
+    # Powertools validates the first element of a top-level JSON array as if it were the body,
+    # so anything but an object is refused here. Malformed JSON is left to the resolver's 400.
+    try:
+        parsed = json.loads(body) if body.strip() else {}
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict):
+        return _raw(errors.InvalidRequest('the body must be a JSON object such as {"prompt": "a red fox"}'))
     return None
 
 

@@ -5,54 +5,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import pytest
 import urllib3
 
-from local.novita_emulator import EmulatorSettings, NovitaEmulator
+from local.novita_emulator import NovitaEmulator
 from local.stack import DEV_API_KEY, LocalStack
+from tests.conftest import LISTING_API_KEY, OTHER_API_KEY  # noqa: F401  (the tests import them from here)
 
-# Short enough for tests, with the same shape as production: a deadline, a poll cap, a hard
-# execution timeout above the deadline.
-TEST_PARAMETERS = {
-    "PollDeadlineSeconds": 8,
-    "ExecutionTimeoutSeconds": 40,
-    "MaxPolls": 3,
-    "MinWaitSeconds": 1,
-    "MaxWaitSeconds": 5,
-    "FastPollWindowSeconds": 1,
-    "FastPollIntervalSeconds": "0.25",
-    "WebhookTimeoutSeconds": 1,
-    "WebhookRetryBaseSeconds": 1,
-    "WebhookMaxAttempts": 3,
-}
-TEST_EMULATOR = EmulatorSettings(queue_seconds=0.1, run_seconds=0.6)
-OTHER_API_KEY = "zimage-test-other-key"
-LISTING_API_KEY = "zimage-test-listing-key"  # its jobs are made only by the listing tests
 TERMINAL = {"succeeded", "failed", "canceled"}
-
-
-@pytest.fixture(scope="session")
-def stack() -> Iterator[LocalStack]:
-    local = LocalStack(
-        api_port=0,
-        api_keys={DEV_API_KEY: "key-one", OTHER_API_KEY: "key-two", LISTING_API_KEY: "key-three"},
-        parameters=TEST_PARAMETERS,
-        emulator_settings=TEST_EMULATOR,
-    )
-    with local:
-        yield local
-
-
-@pytest.fixture
-def emulator(stack: LocalStack) -> Iterator[NovitaEmulator]:
-    stack.emulator.reset()
-    yield stack.emulator
-    # Let this test's workflows end (at the latest at their deadline), so none of them calls
-    # the emulator during the next test.
-    stack.wait_until_idle()
-    stack.emulator.reset()
 
 
 class ApiClient:

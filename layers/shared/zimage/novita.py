@@ -133,6 +133,7 @@ class NovitaClient:
         read_timeout: float = 10.0,
         read_attempts: int = 3,
         submit_attempts: int = 2,
+        body_seconds: float | None = None,
     ):
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key if callable(api_key) else (lambda: api_key)
@@ -140,6 +141,7 @@ class NovitaClient:
         self._timeout = Timeout(connect=connect_timeout, read=read_timeout)
         self._read_attempts = read_attempts
         self._submit_attempts = submit_attempts
+        self._body_seconds = body_seconds
 
     # --- the two documented endpoints ---------------------------------------------------
 
@@ -157,14 +159,14 @@ class NovitaClient:
         )
         return parse_task_result(answer)
 
-    def download_image(self, url: str, *, max_bytes: int, read_timeout: float = 20.0) -> bytes:
+    def download_image(self, url: str, *, max_bytes: int) -> bytes:
         """GET an image from the upstream's storage; no Authorization header goes there."""
         try:
             response = self._http.request(
                 "GET",
                 url,
                 retries=read_retry(self._read_attempts),
-                timeout=Timeout(connect=self._timeout.connect_timeout, read=read_timeout),
+                timeout=self._timeout,
                 preload_content=False,
             )
         except (MaxRetryError, HTTPError) as exc:
@@ -173,7 +175,9 @@ class NovitaClient:
             if response.status != 200:
                 kind = UpstreamRejected if response.status in (401, 403, 404, 410) else UpstreamUnavailable
                 raise kind(f"the image URL answered HTTP {response.status}", status=response.status)
-            return _read_capped(response, max_bytes, what="image", too_large=InvalidImage)
+            return _read_capped(
+                response, max_bytes, what="image", too_large=InvalidImage, max_seconds=self._body_seconds
+            )
         finally:
             response.release_conn()
 
@@ -200,7 +204,7 @@ class NovitaClient:
             raise _connection_error(exc, f"{method} {path}") from exc
         try:
             try:
-                raw = _read_capped(response, MAX_JSON_BYTES, what="answer")
+                raw = _read_capped(response, MAX_JSON_BYTES, what="answer", max_seconds=self._body_seconds)
             except HTTPError as exc:  # the connection broke mid-body
                 raise _connection_error(exc, f"{method} {path}") from exc
             if response.status != 200:

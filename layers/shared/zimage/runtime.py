@@ -51,7 +51,10 @@ class Runtime:
 
     @cached_property
     def novita(self) -> NovitaClient:
-        return NovitaClient(self.settings.novita_base_url, self.novita_api_key)
+        read_timeout = self.settings.upstream_read_timeout_seconds
+        return NovitaClient(
+            self.settings.novita_base_url, self.novita_api_key, read_timeout=read_timeout, body_seconds=3 * read_timeout
+        )
 
     def novita_api_key(self) -> str:
         """The key lives in SSM (SecureString) or Secrets Manager, never in an environment

@@ -36,6 +36,7 @@ class Settings:
     fast_poll_window_seconds: float
     fast_poll_interval_seconds: float
     max_consecutive_upstream_errors: int
+    upstream_read_timeout_seconds: float
     base64_output: bool
     event_bus_name: str
     allow_loopback_webhooks: bool
@@ -66,6 +67,7 @@ class Settings:
             fast_poll_window_seconds=_float("FAST_POLL_WINDOW_SECONDS", 3.0),
             fast_poll_interval_seconds=_float("FAST_POLL_INTERVAL_SECONDS", 0.5),
             max_consecutive_upstream_errors=_int("MAX_CONSECUTIVE_UPSTREAM_ERRORS", 5),
+            upstream_read_timeout_seconds=_float("UPSTREAM_READ_TIMEOUT_SECONDS", 10.0),
             base64_output=env.get("NOVITA_BASE64_OUTPUT", "false").lower() == "true",
             event_bus_name=env.get("EVENT_BUS_NAME", "default"),
             allow_loopback_webhooks=env.get("ALLOW_LOOPBACK_WEBHOOKS", "false").lower() == "true",
