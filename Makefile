@@ -9,7 +9,7 @@ TOOLS_INSTALLED := $(TOOLS)/.installed
 # `make demo PROMPT="..." SIZE=512*512 SEED=3 OUT=fox.jpg` reaches the demo as environment.
 export PROMPT SIZE SEED OUT PORT API_KEY NOVITA_BASE_URL NOVITA_API_KEY
 
-.PHONY: install run demo test lint check reliability openapi format clean
+.PHONY: install run demo test lint check bench reliability openapi format clean
 
 $(INSTALLED): requirements-dev.txt layers/shared/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ lint: $(INSTALLED)
 check: $(INSTALLED) $(TOOLS_INSTALLED)  ## serverless rules and checkov on the template: 0 findings
 	$(BIN)/cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml
 	$(TOOLS)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
+
+bench: $(INSTALLED)  ## service vs Job Poller baseline -> bench/results.json, docs/performance.md
+	$(BIN)/python -m local bench
 
 reliability: $(INSTALLED)  ## fault matrix, abuse battery and load run -> docs/reliability.md
 	$(BIN)/python -m local reliability

@@ -42,6 +42,7 @@ class EmulatorSettings:
     api_key: str = "local-novita-key"
     queue_seconds: float = 0.2
     run_seconds: float = 1.0
+    run_seconds_range: tuple[float, float] | None = None  # each task draws its time from this
     report_eta: bool = True
     report_progress: bool = True
     eta_override: float | None = None  # a fixed eta, whatever the real remaining time
@@ -64,6 +65,8 @@ class Task:
     base64_output: bool
     created: float
     settings: EmulatorSettings
+    run_seconds: float = 0.0
+    created_wall: float = 0.0  # time.time() at creation, for measuring from outside
     _image: bytes | None = field(default=None, repr=False)
 
 
@@ -184,6 +187,10 @@ class NovitaEmulator:
             base64_output=bool(body.get("enable_base64_output", False)),
             created=time.monotonic(),
             settings=self.settings,
+            run_seconds=random.uniform(*self.settings.run_seconds_range)
+            if self.settings.run_seconds_range
+            else self.settings.run_seconds,
+            created_wall=time.time(),
         )
         with self._lock:
             self.tasks[task.task_id] = task
@@ -195,7 +202,7 @@ class NovitaEmulator:
             return 404, error_body(404, "TASK_NOT_FOUND", "task not found")
         s = task.settings
         elapsed = time.monotonic() - task.created
-        total = s.queue_seconds + s.run_seconds
+        total = s.queue_seconds + task.run_seconds
         ended = elapsed >= total and s.outcome != "never"
         if not ended:
             status = "TASK_STATUS_QUEUED" if elapsed < s.queue_seconds else "TASK_STATUS_PROCESSING"
@@ -246,6 +253,11 @@ class NovitaEmulator:
                 {"image_url": location, "image_url_ttl": ttl, "image_type": s.image_type, "nsfw_detection_result": nsfw}
             ]
         return 200, answer
+
+    def finished_at(self, task_id: str) -> float:
+        """When the task turned final (time.time()), had anyone asked at that moment."""
+        task = self.tasks[task_id]
+        return task.created_wall + task.settings.queue_seconds + task.run_seconds
 
     def image_bytes(self, task: Task) -> bytes:
         if task._image is None:

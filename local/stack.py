@@ -28,6 +28,7 @@ import traceback
 import uuid
 import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 from unittest import mock
@@ -118,6 +119,7 @@ class LocalStack:
         self.bucket = "zimage-local-images"
         self.event_bus = "default"
         self._pollers: list[QueuePoller] = []
+        self.invocations: list[tuple[str, float]] = []  # (function, seconds) of every Lambda call
         self.table = "zimage-local-jobs"
 
     # --- life cycle ----------------------------------------------------------------------
@@ -363,7 +365,10 @@ class LocalStack:
             (ROOT / spec["DefinitionUri"]).read_text(), resolver.resolve(spec["DefinitionSubstitutions"])
         )
         self.state_machine_arn = self.client("stepfunctions").create_state_machine(
-            name="zimage-local-image-job", definition=definition, roleArn=self._role_arn, type=spec["Type"]
+            name="zimage-local-image-job",
+            definition=definition,
+            roleArn=self._role_arn,
+            type=resolver.resolve(spec["Type"]),
         )["stateMachineArn"]
         resolver.refs["ImageJobStateMachine"] = self.state_machine_arn
         resolver.attributes[("ImageJobStateMachine", "Name")] = "zimage-local-image-job"
@@ -416,6 +421,7 @@ class LocalStack:
         try:
             result = function.handler(event, context)
         except Exception as exc:  # Lambda reports an unhandled error this way
+            self.invocations.append((logical, time.monotonic() - context.started))
             report = {
                 "errorType": type(exc).__name__,
                 "errorMessage": str(exc),
@@ -423,12 +429,37 @@ class LocalStack:
             }
             return json.dumps(report).encode(), "Unhandled"
         elapsed = time.monotonic() - context.started
+        self.invocations.append((logical, elapsed))
         if elapsed > function.timeout:
             report = {"errorType": "Sandbox.Timedout", "errorMessage": f"Task timed out after {elapsed:.2f} seconds"}
             return json.dumps(report).encode(), "Unhandled"
         return json.dumps(result).encode(), None
 
-    # --- conveniences for tests and the demo ---------------------------------------------
+    # --- conveniences for tests, the demo and the benchmark ------------------------------
+
+    def add_function(self, logical: str, path: Path, *, memory: int = 128, timeout: int = 30) -> str:
+        """Register one more function (not in the template), dispatched like the others."""
+        spec = importlib.util.spec_from_file_location(f"zimage_function_{logical}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zipped:
+            zipped.writestr("app.py", "# dispatched in-process by the local stack\n")
+        arn = self.client("lambda").create_function(
+            FunctionName=logical,
+            Runtime="python3.13",
+            Role=self._role_arn,
+            Handler="app.lambda_handler",
+            Code={"ZipFile": archive.getvalue()},
+            MemorySize=memory,
+        )["FunctionArn"]
+        self.functions[logical] = LocalFunction(logical, module, module.lambda_handler, memory, timeout, arn)
+        return arn
+
+    def create_state_machine(self, name: str, definition: str) -> str:
+        return self.client("stepfunctions").create_state_machine(
+            name=name, definition=definition, roleArn=self._role_arn, type="STANDARD"
+        )["stateMachineArn"]
 
     def wait_until_idle(self, timeout: float = 20) -> bool:
         """Wait until no execution is running (tests call it so one test's jobs never act

@@ -17,7 +17,8 @@ from aws_lambda_powertools.utilities.idempotency import (
 from zimage import api_inputs, errors
 from zimage.events import publish_completion
 from zimage.jobs import wait_for_end
-from zimage.models import JOB_ID, CreateImageRequest, Job
+from zimage.models import JOB_ID, Job
+from zimage.request_model import CreateImageRequest
 from zimage.runtime import shared_runtime
 from zimage.schemas import ErrorBody, GatewayMessage, JobPage, JobView
 from zimage.submit import submit_job
@@ -151,7 +152,8 @@ def cancel_image(job_id: Annotated[str, Path(description="The job's id, `img_...
         canceled = runtime.jobs.cancel(job.job_id)
         if canceled is not None and canceled.status == "canceled" and job.status != "canceled":
             # This call won the conditional write, so it alone announces the end.
-            if canceled.execution_arn:
+            # Express executions cannot be stopped: the next poll finds the job canceled and ends it.
+            if canceled.execution_arn and runtime.settings.workflow_type == "STANDARD":
                 _stop_execution(canceled.execution_arn)
             publish_completion(runtime.events, runtime.settings.event_bus_name, canceled)
             metrics.add_metric(name="JobsCanceled", unit=MetricUnit.Count, value=1)

@@ -6,7 +6,6 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from zimage.polling import PollPolicy
 from zimage.runtime import shared_runtime
 from zimage.worker import PENDING, PollDependencies, poll_task
 
@@ -16,29 +15,11 @@ metrics = Metrics()
 runtime = shared_runtime()
 
 
-def dependencies() -> PollDependencies:
-    settings = runtime.settings
-    return PollDependencies(
-        novita=runtime.novita,
-        jobs=runtime.jobs,
-        images=runtime.images,
-        max_image_bytes=settings.max_image_bytes,
-        presigned_url_seconds=settings.presigned_url_seconds,
-        max_consecutive_upstream_errors=settings.max_consecutive_upstream_errors,
-        policy=PollPolicy(
-            min_wait_seconds=settings.min_wait_seconds,
-            max_wait_seconds=settings.max_wait_seconds,
-            fast_poll_window_seconds=settings.fast_poll_window_seconds,
-            fast_poll_interval_seconds=settings.fast_poll_interval_seconds,
-        ),
-    )
-
-
 @logger.inject_lambda_context(correlation_id_path="job_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    answer = poll_task(event, dependencies())
+    answer = poll_task(event, PollDependencies.from_runtime(runtime))
     if answer["status"] != PENDING:
         metrics.add_metric(name=f"Jobs{answer['status'].capitalize()}", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="PollsPerJob", unit=MetricUnit.Count, value=int(event.get("polls", 0)) + 1)

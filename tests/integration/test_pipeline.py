@@ -50,7 +50,7 @@ def test_a_job_ends_with_the_requested_image_behind_a_presigned_url(stack, api, 
     # ... and the workflow announced it and ended in its success state after one poll
     execution = stack.finished_execution(job["id"])
     assert execution["status"] == "SUCCEEDED"
-    assert state_names(stack, job["id"]) == ["PollTask", "RouteOnStatus", "EmitSucceeded", "ImageReady"]
+    assert state_names(stack, job["id"]) == ["PollTask", "RouteOnStatus", "EmitSucceeded"]
     assert emulator.calls["submit"] == 1
 
 

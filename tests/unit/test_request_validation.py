@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from zimage.models import CreateImageRequest, parse_size
+from zimage.models import parse_size
+from zimage.request_model import CreateImageRequest
 from zimage.validation import describe_validation_error
 
 

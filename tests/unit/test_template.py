@@ -34,7 +34,7 @@ def test_the_state_machine_file_names_no_resource_itself():
 def test_the_workflow_is_bounded_by_a_timeout_and_a_poll_cap():
     definition = resolved_definition()
 
-    assert definition["TimeoutSeconds"] == 900
+    assert definition["TimeoutSeconds"] == 290  # inside Express's five minutes
     route = definition["States"]["RouteOnStatus"]
     assert {"Variable": "$.polls", "NumericGreaterThanEquals": 120, "Next": "PollLimitReached"} in route["Choices"]
 

@@ -16,7 +16,7 @@ class PollPolicy:
     min_wait_seconds: int = 1
     max_wait_seconds: int = 30
     fast_poll_window_seconds: float = 3.0
-    fast_poll_interval_seconds: float = 0.5
+    fast_poll_interval_seconds: float = 0.25
 
 
 def expected_remaining_seconds(eta: float | None, progress: float | None, elapsed: float) -> float | None:

@@ -23,6 +23,7 @@ class Settings:
     idempotency_hours: int
     images_bucket: str
     state_machine_arn: str
+    workflow_type: str
     novita_base_url: str
     novita_key_parameter: str
     novita_key_source: str  # "ssm" or "secretsmanager"
@@ -54,10 +55,11 @@ class Settings:
             idempotency_hours=_int("IDEMPOTENCY_HOURS", 24),
             images_bucket=env.get("IMAGES_BUCKET", ""),
             state_machine_arn=env.get("STATE_MACHINE_ARN", ""),
+            workflow_type=env.get("WORKFLOW_TYPE", "STANDARD").upper(),
             novita_base_url=env.get("NOVITA_BASE_URL") or DEFAULT_NOVITA_BASE_URL,
             novita_key_parameter=env.get("NOVITA_API_KEY_PARAMETER", "/zimage/novita-api-key"),
             novita_key_source=env.get("NOVITA_API_KEY_SOURCE", "ssm").lower(),
-            poll_deadline_seconds=_int("POLL_DEADLINE_SECONDS", 600),
+            poll_deadline_seconds=_int("POLL_DEADLINE_SECONDS", 240),
             max_polls=_int("MAX_POLLS", 120),
             presigned_url_seconds=_int("PRESIGNED_URL_SECONDS", 900),
             max_image_bytes=_int("MAX_IMAGE_BYTES", 10 * 1024 * 1024),
@@ -65,7 +67,7 @@ class Settings:
             min_wait_seconds=_int("MIN_WAIT_SECONDS", 1),
             max_wait_seconds=_int("MAX_WAIT_SECONDS", 30),
             fast_poll_window_seconds=_float("FAST_POLL_WINDOW_SECONDS", 3.0),
-            fast_poll_interval_seconds=_float("FAST_POLL_INTERVAL_SECONDS", 0.5),
+            fast_poll_interval_seconds=_float("FAST_POLL_INTERVAL_SECONDS", 0.25),
             max_consecutive_upstream_errors=_int("MAX_CONSECUTIVE_UPSTREAM_ERRORS", 5),
             upstream_read_timeout_seconds=_float("UPSTREAM_READ_TIMEOUT_SECONDS", 10.0),
             base64_output=env.get("NOVITA_BASE64_OUTPUT", "false").lower() == "true",

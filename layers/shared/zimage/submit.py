@@ -10,14 +10,17 @@ from __future__ import annotations
 import json
 import time
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools import Logger
 
 from zimage import errors
-from zimage.models import QUEUED, CreateImageRequest, Job, WebhookState, iso, new_job_id, utc_now
+from zimage.models import QUEUED, Job, WebhookState, iso, new_job_id, utc_now
 from zimage.novita import NovitaClient
 from zimage.webhooks import check_webhook_url
+
+if TYPE_CHECKING:  # the model pulls in pydantic, which only the API function needs
+    from zimage.request_model import CreateImageRequest
 
 logger = Logger(child=True)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from zimage.models import CreateImageRequest
+from zimage.request_model import CreateImageRequest
 
 _FIELDS = ", ".join(CreateImageRequest.model_fields)
 

@@ -44,6 +44,25 @@ class PollDependencies:
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
 
+    @classmethod
+    def from_runtime(cls, runtime: Any) -> PollDependencies:
+        """The poll step's collaborators and policy, from the deployment's settings."""
+        settings = runtime.settings
+        return cls(
+            novita=runtime.novita,
+            jobs=runtime.jobs,
+            images=runtime.images,
+            max_image_bytes=settings.max_image_bytes,
+            presigned_url_seconds=settings.presigned_url_seconds,
+            max_consecutive_upstream_errors=settings.max_consecutive_upstream_errors,
+            policy=PollPolicy(
+                min_wait_seconds=settings.min_wait_seconds,
+                max_wait_seconds=settings.max_wait_seconds,
+                fast_poll_window_seconds=settings.fast_poll_window_seconds,
+                fast_poll_interval_seconds=settings.fast_poll_interval_seconds,
+            ),
+        )
+
 
 def poll_task(state: dict, deps: PollDependencies) -> dict:
     """`state` is the workflow's payload (see submit.workflow_input); the answer is the next one,

@@ -1,0 +1,15 @@
+"""The baseline's "Get Job Status" Lambda: one look at the task per turn and, when it is done,
+the same storing as the service's poll step. No eta, no in-Lambda polling: the fixed Wait does
+the rest, as in the AWS Step Functions Job Poller sample."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from zimage.runtime import shared_runtime
+from zimage.worker import PollDependencies, poll_task
+
+
+def lambda_handler(event: dict, context: object) -> dict:
+    deps = PollDependencies.from_runtime(shared_runtime())
+    return poll_task(event, replace(deps, policy=replace(deps.policy, fast_poll_window_seconds=0)))
