@@ -197,6 +197,15 @@ class LocalStack:
             aws_secret_access_key="local",
         )
 
+    def resource(self, service: str) -> Any:
+        return boto3.resource(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
     def _start_moto(self) -> None:
         self._set_env(
             {

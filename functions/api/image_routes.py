@@ -149,8 +149,8 @@ def cancel_image(job_id: Annotated[str, Path(description="The job's id, `img_...
     job = find_job(job_id)
     logger.append_keys(job_id=job.job_id)
     if not job.is_terminal:
-        canceled = runtime.jobs.cancel(job.job_id)
-        if canceled is not None and canceled.status == "canceled" and job.status != "canceled":
+        canceled, changed = runtime.jobs.cancel(job.job_id)
+        if changed and canceled is not None:
             # This call won the conditional write, so it alone announces the end.
             # Express executions cannot be stopped: the next poll finds the job canceled and ends it.
             if canceled.execution_arn and runtime.settings.workflow_type == "STANDARD":
@@ -208,10 +208,10 @@ def settle_if_stale(job: Job) -> Job:
     if (datetime.now(UTC) - deadline).total_seconds() < STALE_AFTER_DEADLINE_SECONDS:
         return job
     logger.warning("job outlived its workflow; marking it failed", extra={"job_id": job.job_id})
-    settled = runtime.jobs.record_failure(
+    settled, changed = runtime.jobs.end_as_failed(
         job.job_id, code="timeout", message="the image was not ready before the job's deadline"
     )
-    if settled is not None and settled.status == "failed":
+    if changed and settled is not None:  # a concurrent read may have settled it first
         publish_completion(runtime.events, runtime.settings.event_bus_name, settled)
     return settled or job
 

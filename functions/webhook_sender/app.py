@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cache
+import os
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
@@ -17,13 +17,14 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 runtime = shared_runtime()
-processor = BatchProcessor(event_type=EventType.SQS)
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+QUEUE_URL = os.environ.get("WEBHOOK_QUEUE_URL", "")
 
 
 def deliver_record(record: SQSRecord) -> None:
     def delay_retry(seconds: int) -> None:
         runtime.sqs.change_message_visibility(
-            QueueUrl=queue_url(record.event_source_arn), ReceiptHandle=record.receipt_handle, VisibilityTimeout=seconds
+            QueueUrl=QUEUE_URL, ReceiptHandle=record.receipt_handle, VisibilityTimeout=seconds
         )
 
     outcome = deliver_completion(
@@ -33,12 +34,6 @@ def deliver_record(record: SQSRecord) -> None:
         delay_retry=delay_retry,
     )
     metrics.add_metric(name=f"Webhooks{outcome.title().replace(' ', '')}", unit=MetricUnit.Count, value=1)
-
-
-@cache
-def queue_url(queue_arn: str) -> str:
-    *_, account, name = queue_arn.split(":")
-    return runtime.sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
 
 
 @logger.inject_lambda_context

@@ -111,3 +111,35 @@ def test_retries_back_off_exponentially_to_fifteen_minutes():
 
     assert delays == [30, 60, 120, 240, 480, 900, 900, 900, 900]
     assert sum(delays[:8]) >= 3600  # nine attempts span more than an hour
+
+
+def test_a_host_that_does_not_resolve_at_delivery_is_retried_later():
+    def no_answer(host: str, port: int) -> list[str]:
+        raise OSError("temporary failure in name resolution")
+
+    with pytest.raises(DeliveryFailed) as caught:
+        deliver(
+            "https://flaky-dns.example/hook",
+            msg_id="msg_1",
+            payload={},
+            signer=Signer(),
+            allow_loopback=False,
+            timeout_seconds=1,
+            resolve=no_answer,
+        )
+
+    assert caught.value.retryable
+
+
+def test_ipv4_addresses_come_first(monkeypatch):
+    import socket
+
+    from zimage import webhooks
+
+    answers = [
+        (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("2600:1f18::1", 443, 0, 0)),
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("52.1.2.3", 443)),
+    ]
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", lambda *args, **kwargs: answers)
+
+    assert webhooks.resolve_host("dual.example", 443) == ["52.1.2.3", "2600:1f18::1"]

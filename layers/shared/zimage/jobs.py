@@ -74,8 +74,12 @@ class JobStore:
         return self._update_active(job_id, sets + " REMOVE progress, eta_seconds", values)
 
     def record_failure(self, job_id: str, *, code: str, message: str) -> Job | None:
+        return self.end_as_failed(job_id, code=code, message=message)[0]
+
+    def end_as_failed(self, job_id: str, *, code: str, message: str) -> tuple[Job | None, bool]:
+        """Fail an active job; the flag says whether this call did it (and so announces it)."""
         now = iso(utc_now())
-        return self._update_active(
+        return self._update_if_active(
             job_id,
             "SET #status = :failed, #error = :error, completed_at = :now, updated_at = :now "
             "REMOVE progress, eta_seconds",
@@ -83,9 +87,10 @@ class JobStore:
             extra_names={"#error": "error"},
         )
 
-    def cancel(self, job_id: str) -> Job | None:
+    def cancel(self, job_id: str) -> tuple[Job | None, bool]:
+        """Cancel an active job; the flag says whether this call did it (and so announces it)."""
         now = iso(utc_now())
-        return self._update_active(
+        return self._update_if_active(
             job_id,
             "SET #status = :canceled, completed_at = :now, updated_at = :now REMOVE progress, eta_seconds",
             {":canceled": CANCELED, ":now": now},
@@ -138,6 +143,11 @@ class JobStore:
     def _update_active(
         self, job_id: str, expression: str, values: dict, *, extra_names: dict | None = None
     ) -> Job | None:
+        return self._update_if_active(job_id, expression, values, extra_names=extra_names)[0]
+
+    def _update_if_active(
+        self, job_id: str, expression: str, values: dict, *, extra_names: dict | None = None
+    ) -> tuple[Job | None, bool]:
         """Apply an update only while the job is still queued or processing. When it has ended
         already, nothing changes and the job is returned as it is, so callers can see why."""
         try:
@@ -152,8 +162,8 @@ class JobStore:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-            return self.get(job_id)
-        return Job.from_item(answer["Attributes"])
+            return self.get(job_id), False
+        return Job.from_item(answer["Attributes"]), True
 
 
 def wait_for_end(

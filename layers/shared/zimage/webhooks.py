@@ -27,6 +27,10 @@ class RefusedWebhookUrl(ValueError):
     """The URL is not one the service will call: the message says why."""
 
 
+class HostDoesNotResolve(RefusedWebhookUrl):
+    """No address for the host right now: refused at submit, retried at delivery."""
+
+
 class DeliveryFailed(Exception):
     def __init__(self, message: str, *, status: int | None = None, retryable: bool = True):
         super().__init__(message)
@@ -45,8 +49,10 @@ class WebhookTarget:
 
 
 def resolve_host(host: str, port: int) -> list[str]:
+    """The host's addresses, IPv4 first: a Lambda outside a VPC has no IPv6 route."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return sorted({info[4][0] for info in infos})
+    ordered = sorted(infos, key=lambda info: info[0] != socket.AF_INET)
+    return list(dict.fromkeys(info[4][0] for info in ordered))
 
 
 def parse_target(url: str, *, allow_loopback: bool) -> WebhookTarget:
@@ -93,9 +99,9 @@ def checked_addresses(target: WebhookTarget, *, allow_loopback: bool, resolve: R
     try:
         addresses = resolve(target.host, target.port)
     except OSError:
-        raise RefusedWebhookUrl(f"webhook_url host {target.host!r} does not resolve") from None
+        raise HostDoesNotResolve(f"webhook_url host {target.host!r} does not resolve") from None
     if not addresses:
-        raise RefusedWebhookUrl(f"webhook_url host {target.host!r} does not resolve")
+        raise HostDoesNotResolve(f"webhook_url host {target.host!r} does not resolve")
     for address in addresses:
         reason = refusal_reason(address, allow_loopback=allow_loopback)
         if reason:
@@ -133,7 +139,9 @@ def deliver(
     """POST one signed delivery; returns the receiver's 2xx status or raises DeliveryFailed."""
     try:
         target = parse_target(url, allow_loopback=allow_loopback)
-        address = checked_addresses(target, allow_loopback=allow_loopback, resolve=resolve)[0]
+        addresses = checked_addresses(target, allow_loopback=allow_loopback, resolve=resolve)
+    except HostDoesNotResolve as exc:  # DNS may come back: a retry will tell
+        raise DeliveryFailed(str(exc)) from None
     except RefusedWebhookUrl as exc:
         raise DeliveryFailed(str(exc), retryable=False) from None
     body = json.dumps(payload, separators=(",", ":"))
@@ -146,22 +154,29 @@ def deliver(
         "webhook-timestamp": str(int(timestamp.timestamp())),
         "webhook-signature": signer.sign(msg_id, timestamp, body),
     }
-    pool = _pool_for(target, address, timeout_seconds)
-    try:
-        answer = pool.urlopen(
-            "POST",
-            target.path,
-            body=body.encode(),
-            headers=headers,
-            redirect=False,
-            retries=False,
-            preload_content=False,
-            assert_same_host=False,
-        )
-    except urllib3.exceptions.HTTPError as exc:
-        raise DeliveryFailed(f"the receiver did not answer: {type(exc).__name__}") from None
-    finally:
-        pool.close()
+    answer = None
+    for address in addresses:  # each one checked above; the next is tried if one cannot connect
+        pool = _pool_for(target, address, timeout_seconds)
+        try:
+            answer = pool.urlopen(
+                "POST",
+                target.path,
+                body=body.encode(),
+                headers=headers,
+                redirect=False,
+                retries=False,
+                preload_content=False,
+                assert_same_host=False,
+            )
+            break
+        except urllib3.exceptions.NewConnectionError:
+            continue
+        except urllib3.exceptions.HTTPError as exc:
+            raise DeliveryFailed(f"the receiver did not answer: {type(exc).__name__}") from None
+        finally:
+            pool.close()
+    if answer is None:
+        raise DeliveryFailed("the receiver could not be reached at any of its addresses")
     try:
         answer.read(MAX_ANSWER_BYTES)  # a receiver's answer is not read further than this
     except urllib3.exceptions.HTTPError:
