@@ -189,22 +189,18 @@ class LocalStack:
     # --- AWS -----------------------------------------------------------------------------
 
     def client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=REGION,
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
+        return boto3.client(service, **self._aws_options())
 
     def resource(self, service: str) -> Any:
-        return boto3.resource(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=REGION,
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
+        return boto3.resource(service, **self._aws_options())
+
+    def _aws_options(self) -> dict:
+        return {
+            "endpoint_url": self.endpoint,
+            "region_name": REGION,
+            "aws_access_key_id": "local",
+            "aws_secret_access_key": "local",
+        }
 
     def _start_moto(self) -> None:
         self._set_env(
