@@ -118,7 +118,7 @@ class LocalStack:
         self.state_machine_arn = ""
         self.bucket = "zimage-local-images"
         self.event_bus = "default"
-        self._pollers: list[QueuePoller] = []
+        self._pollers: list[QueuePoller | Schedule] = []
         self.invocations: list[tuple[str, float]] = []  # (function, seconds) of every Lambda call
         self.table = "zimage-local-jobs"
 
@@ -153,6 +153,7 @@ class LocalStack:
             template, api_function.handler, api_function.context, self.api_keys, port=self.api_port
         ).start()
         self._start_queue_pollers(template, resolver)
+        self._start_schedules(template)
         return self
 
     def stop(self) -> None:
@@ -335,6 +336,16 @@ class LocalStack:
                 poller = QueuePoller(self, logical, props["Queue"], props.get("BatchSize", 10))
                 self._pollers.append(poller.start())
 
+    def _start_schedules(self, template: dict) -> None:
+        """EventBridge's schedules: each function's `rate(...)` events, run on a timer thread."""
+        units = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
+        for logical, spec in self._functions_in(template).items():
+            for event in spec["Properties"].get("Events", {}).values():
+                if event["Type"] not in ("Schedule", "ScheduleV2"):
+                    continue
+                amount, unit = event["Properties"]["Schedule"].removeprefix("rate(").rstrip(")").split()
+                self._pollers.append(Schedule(self, logical, int(amount) * units[unit]).start())
+
     def _functions_in(self, template: dict) -> dict[str, dict]:
         return {
             logical: spec
@@ -494,6 +505,25 @@ class LocalStack:
     def history_for(self, job_id: str) -> list[dict]:
         arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
         return self.client("stepfunctions").get_execution_history(executionArn=arn)["events"]
+
+
+class Schedule:
+    def __init__(self, stack: LocalStack, function: str, every_seconds: int):
+        self.stack, self.function, self.every = stack, function, every_seconds
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"schedule-{function}", daemon=True)
+
+    def start(self) -> Schedule:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.every):
+            self.stack.invoke(self.function, json.dumps({"source": "aws.scheduler", "detail-type": "Scheduled Event"}))
 
 
 def _alphanumeric(length: int) -> str:

@@ -1,6 +1,5 @@
 """/v1/images: start, read, list and cancel image jobs."""
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -14,7 +13,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 
-from zimage import api_inputs, errors
+from zimage import api_inputs, errors, settle
 from zimage.events import publish_completion
 from zimage.jobs import wait_for_end
 from zimage.models import JOB_ID, Job
@@ -24,9 +23,6 @@ from zimage.schemas import ErrorBody, GatewayMessage, JobPage, JobView
 from zimage.submit import submit_job
 from zimage.views import job_view
 
-# A job still active this long after its deadline lost its workflow (the state machine's own
-# paths always end it; an execution stopped by hand does not): it reads as failed.
-STALE_AFTER_DEADLINE_SECONDS = 180
 ANSWER_MARGIN_SECONDS = 3.5
 
 logger = Logger(child=True)
@@ -202,18 +198,9 @@ def find_job(job_id: str) -> Job:
 
 
 def settle_if_stale(job: Job) -> Job:
-    if job.is_terminal:
-        return job
-    deadline = datetime.fromisoformat(job.deadline_at.replace("Z", "+00:00"))
-    if (datetime.now(UTC) - deadline).total_seconds() < STALE_AFTER_DEADLINE_SECONDS:
-        return job
-    logger.warning("job outlived its workflow; marking it failed", extra={"job_id": job.job_id})
-    settled, changed = runtime.jobs.end_as_failed(
-        job.job_id, code="timeout", message="the image was not ready before the job's deadline"
+    return settle.settle_if_stale(
+        job, jobs=runtime.jobs, events_client=runtime.events, bus_name=runtime.settings.event_bus_name
     )
-    if changed and settled is not None:  # a concurrent read may have settled it first
-        publish_completion(runtime.events, runtime.settings.event_bus_name, settled)
-    return settled or job
 
 
 def view(job: Job) -> dict:

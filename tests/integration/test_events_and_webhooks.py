@@ -90,6 +90,40 @@ def test_a_canceled_job_emits_one_canceled_event(api, emulator, event_tap):
     jsonschema.validate(events[0]["detail"], DETAIL_SCHEMA)
 
 
+def test_the_sweeper_fails_and_announces_a_job_its_workflow_left_behind(stack, api, emulator, event_tap):
+    # GIVEN a job still processing long after its deadline, with no workflow left to end it
+    from zimage.models import Job, active_shard_for, new_job_id
+    from zimage.runtime import shared_runtime
+
+    job_id = new_job_id()
+    shared_runtime().jobs.create(
+        Job(
+            job_id=job_id,
+            owner="key-one",
+            status="processing",
+            prompt="an orphan",
+            size="512*512",
+            seed=-1,
+            task_id="t-gone",
+            created_at="2026-01-01T00:00:00.000Z",
+            updated_at="2026-01-01T00:00:00.000Z",
+            deadline_at="2026-01-01T00:04:00.000Z",
+            expires_at=int(time.time()) + 600,
+            active_shard=active_shard_for(job_id),
+        )
+    )
+
+    # WHEN the scheduled sweep runs
+    answer, error = stack.invoke("SweepFunction", json.dumps({"source": "aws.scheduler"}))
+
+    # THEN the job failed with a timeout, once, and its failed event went out
+    assert error is None and json.loads(answer)["settled"] >= 1
+    job = api.get(job_id)
+    assert (job["status"], job["error"]["code"]) == ("failed", "timeout")
+    assert [event["detail-type"] for event in event_tap(job_id)] == ["Image Generation Failed"]
+    assert json.loads(stack.invoke("SweepFunction", "{}")[0])["settled"] == 0
+
+
 # --- webhooks -------------------------------------------------------------------------------------
 
 

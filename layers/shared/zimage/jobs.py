@@ -16,6 +16,7 @@ from zimage.models import (
     FAILED,
     PROCESSING,
     SUCCEEDED,
+    SWEEP_SHARDS,
     Job,
     JobError,
     StoredImage,
@@ -24,6 +25,7 @@ from zimage.models import (
 )
 
 OWNER_INDEX = "by_owner"
+ACTIVE_INDEX = "active_by_deadline"
 # A filtered listing reads at most this many index pages per request; past that it answers
 # with what it found and a cursor, so a rare status never turns one call into a long scan.
 MAX_PAGES_PER_LIST = 10
@@ -71,7 +73,7 @@ class JobStore:
         if seed is not None:
             sets += ", seed = :seed"
             values[":seed"] = seed
-        return self._update_active(job_id, sets + " REMOVE progress, eta_seconds", values)
+        return self._update_active(job_id, sets + " REMOVE progress, eta_seconds, active_shard", values)
 
     def record_failure(self, job_id: str, *, code: str, message: str) -> Job | None:
         return self.end_as_failed(job_id, code=code, message=message)[0]
@@ -82,7 +84,7 @@ class JobStore:
         return self._update_if_active(
             job_id,
             "SET #status = :failed, #error = :error, completed_at = :now, updated_at = :now "
-            "REMOVE progress, eta_seconds",
+            "REMOVE progress, eta_seconds, active_shard",
             {":failed": FAILED, ":error": asdict(JobError(code=code, message=message)), ":now": now},
             extra_names={"#error": "error"},
         )
@@ -92,7 +94,8 @@ class JobStore:
         now = iso(utc_now())
         return self._update_if_active(
             job_id,
-            "SET #status = :canceled, completed_at = :now, updated_at = :now REMOVE progress, eta_seconds",
+            "SET #status = :canceled, completed_at = :now, updated_at = :now "
+            "REMOVE progress, eta_seconds, active_shard",
             {":canceled": CANCELED, ":now": now},
         )
 
@@ -105,6 +108,24 @@ class JobStore:
             ExpressionAttributeNames={f"#w_{name}": name for name in fields},
             ExpressionAttributeValues={f":w_{name}": value for name, value in fields.items()},
         )
+
+    def overdue(self, cutoff: str, *, limit: int = 500) -> list[str]:
+        """Ids of jobs still active whose deadline passed before `cutoff` (ISO time), from the
+        sparse index of active jobs: ended jobs are not in it, so this never reads history."""
+        found: list[str] = []
+        for shard in range(SWEEP_SHARDS):
+            query: dict[str, Any] = {
+                "IndexName": ACTIVE_INDEX,
+                "KeyConditionExpression": "active_shard = :shard AND deadline_at < :cutoff",
+                "ExpressionAttributeValues": {":shard": str(shard), ":cutoff": cutoff},
+            }
+            while len(found) < limit:
+                page = self._table.query(**query)
+                found += [item["job_id"] for item in page.get("Items", [])]
+                if "LastEvaluatedKey" not in page:
+                    break
+                query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return found[:limit]
 
     def list_for_owner(
         self, owner: str, *, status: str | None = None, limit: int = 20, start_key: dict | None = None

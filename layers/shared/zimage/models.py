@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import zlib
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -46,6 +47,13 @@ def iso(moment: datetime) -> str:
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+SWEEP_SHARDS = 10  # spreads active jobs over index partitions, so starts never queue on one
+
+
+def active_shard_for(job_id: str) -> str:
+    return str(zlib.crc32(job_id.encode()) % SWEEP_SHARDS)
 
 
 def new_job_id() -> str:
@@ -112,6 +120,8 @@ class Job:
     image: StoredImage | None = None
     error: JobError | None = None
     webhook: WebhookState | None = None
+    # Set while the job is active, removed when it ends: the sparse index the sweeper reads.
+    active_shard: str | None = None
 
     @property
     def is_terminal(self) -> bool:

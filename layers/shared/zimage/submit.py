@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aws_lambda_powertools import Logger
 
 from zimage import errors
-from zimage.models import QUEUED, Job, WebhookState, iso, new_job_id, utc_now
+from zimage.models import QUEUED, Job, WebhookState, active_shard_for, iso, new_job_id, utc_now
 from zimage.novita import NovitaClient
 from zimage.webhooks import check_webhook_url
 
@@ -86,6 +86,7 @@ def submit_job(
         deadline_at=iso(deadline),
         expires_at=int(time.time()) + retention_days * 86400,
         webhook=WebhookState(url=request.webhook_url) if request.webhook_url else None,
+        active_shard=active_shard_for(job_id),
     )
     try:
         jobs.create(job)

@@ -1,0 +1,24 @@
+"""On a schedule: fail the jobs whose workflow ended without ending them (zimage.settle)."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from zimage.runtime import shared_runtime
+from zimage.settle import sweep
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+runtime = shared_runtime()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    settled = sweep(jobs=runtime.jobs, events_client=runtime.events, bus_name=runtime.settings.event_bus_name)
+    metrics.add_metric(name="JobsSettledBySweep", unit=MetricUnit.Count, value=settled)
+    return {"settled": settled}
