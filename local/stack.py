@@ -118,7 +118,7 @@ class LocalStack:
         self.state_machine_arn = ""
         self.bucket = "zimage-local-images"
         self.event_bus = "default"
-        self._pollers: list[QueuePoller | Schedule] = []
+        self._pollers: list[BackgroundWorker] = []
         self.invocations: list[tuple[str, float]] = []  # (function, seconds) of every Lambda call
         self.table = "zimage-local-jobs"
 
@@ -507,19 +507,30 @@ class LocalStack:
         return self.client("stepfunctions").get_execution_history(executionArn=arn)["events"]
 
 
-class Schedule:
-    def __init__(self, stack: LocalStack, function: str, every_seconds: int):
-        self.stack, self.function, self.every = stack, function, every_seconds
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"schedule-{function}", daemon=True)
+class BackgroundWorker:
+    """A daemon thread the stack starts with itself and stops with itself."""
 
-    def start(self) -> Schedule:
+    def __init__(self, stack: LocalStack, function: str, name: str):
+        self.stack, self.function = stack, function
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"{name}-{function}", daemon=True)
+
+    def start(self) -> BackgroundWorker:
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._stopped.set()
         self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class Schedule(BackgroundWorker):
+    def __init__(self, stack: LocalStack, function: str, every_seconds: int):
+        super().__init__(stack, function, "schedule")
+        self.every = every_seconds
 
     def _run(self) -> None:
         while not self._stopped.wait(self.every):
@@ -531,19 +542,10 @@ def _alphanumeric(length: int) -> str:
     return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(length))
 
 
-class QueuePoller:
+class QueuePoller(BackgroundWorker):
     def __init__(self, stack: LocalStack, function: str, queue_arn: str, batch_size: int):
-        self.stack, self.function, self.queue_arn, self.batch_size = stack, function, queue_arn, batch_size
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"sqs-poller-{function}", daemon=True)
-
-    def start(self) -> QueuePoller:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join(timeout=5)
+        super().__init__(stack, function, "sqs-poller")
+        self.queue_arn, self.batch_size = queue_arn, batch_size
 
     def _run(self) -> None:
         sqs = self.stack.client("sqs")
