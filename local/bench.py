@@ -124,8 +124,7 @@ def run(stack: LocalStack, policy: str, baseline_arn: str, jobs: int = JOBS_PER_
         job = harness.get(job_id)
         ended = datetime.fromisoformat(job.completed_at.replace("Z", "+00:00")).timestamp()
         overheads.append(ended - stack.emulator.finished_at(job.task_id))
-        machine = baseline_arn if policy == "baseline" else stack.state_machine_arn
-        arn = machine.replace(":stateMachine:", ":execution:") + f":{job_id}"
+        arn = stack.execution_arn(job_id, baseline_arn if policy == "baseline" else None)
         history = stack.client("stepfunctions").get_execution_history(executionArn=arn, maxResults=1000)["events"]
         described = stack.client("stepfunctions").describe_execution(executionArn=arn)
         durations.append((described["stopDate"] - described["startDate"]).total_seconds())

@@ -16,7 +16,7 @@ from zimage_cli.__main__ import main as zimage
 from local.stack import LocalStack
 
 
-def stack_is_serving(url: str, api_key: str) -> bool:
+def stack_is_serving(url: str) -> bool:
     try:
         urllib3.request("GET", f"{url}/v1/openapi.json", timeout=1, retries=False)
     except urllib3.exceptions.HTTPError:
@@ -26,7 +26,7 @@ def stack_is_serving(url: str, api_key: str) -> bool:
 
 def run_demo(*, url: str, api_key: str, prompt: str, size: str, seed: int, out: Path | None, timeout: float) -> int:
     with ExitStack() as cleanup:
-        if not stack_is_serving(url, api_key):
+        if not stack_is_serving(url):
             print(f"no stack at {url}; starting one in this process")
             stack = LocalStack(api_port=0, api_keys={api_key: "demo-key"}, parameters={"LogLevel": "WARNING"})
             cleanup.enter_context(stack)

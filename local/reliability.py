@@ -403,7 +403,7 @@ def _set_base64(stack: LocalStack, enabled: bool) -> None:
     from zimage.runtime import shared_runtime
 
     runtime = shared_runtime()
-    object.__setattr__(runtime, "settings", replace(runtime.settings, base64_output=enabled))
+    runtime.settings = replace(runtime.settings, base64_output=enabled)
 
 
 @dataclass

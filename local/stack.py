@@ -498,13 +498,16 @@ class LocalStack:
             execution = self.execution_for(job_id)
         return execution
 
+    def execution_arn(self, job_id: str, state_machine_arn: str | None = None) -> str:
+        from zimage.submit import execution_arn_for  # the layer is on the path once started
+
+        return execution_arn_for(state_machine_arn or self.state_machine_arn, job_id)
+
     def execution_for(self, job_id: str) -> dict:
-        arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
-        return self.client("stepfunctions").describe_execution(executionArn=arn)
+        return self.client("stepfunctions").describe_execution(executionArn=self.execution_arn(job_id))
 
     def history_for(self, job_id: str) -> list[dict]:
-        arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
-        return self.client("stepfunctions").get_execution_history(executionArn=arn)["events"]
+        return self.client("stepfunctions").get_execution_history(executionArn=self.execution_arn(job_id))["events"]
 
 
 class BackgroundWorker:

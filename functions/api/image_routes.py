@@ -89,14 +89,14 @@ def create_image(
     ] = None,
 ) -> Response[dict]:
     owner = caller_key_id()
-    key = api_inputs.idempotency_key(_header("Idempotency-Key"))
+    key = api_inputs.idempotency_key(idempotency_key)
     submission = {"owner": owner, "idempotency_key": key, "request": request.model_dump()}
     job_id = (start_job_once if key else start_job)(submission=submission)["job_id"]
     logger.append_keys(job_id=job_id)
     metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=1)
     job = find_job(job_id)
     headers = {"Location": f"/v1/images/{job_id}"}
-    return _respond_after_wait(job, _header("Prefer"), headers, accepted=202)
+    return _respond_after_wait(job, prefer, headers, accepted=202)
 
 
 def start_job(submission: dict) -> dict:
@@ -133,7 +133,7 @@ def get_image(
 ) -> Response[dict]:
     job = find_job(job_id)
     logger.append_keys(job_id=job.job_id)
-    return _respond_after_wait(job, _header("Prefer"), {}, accepted=200)
+    return _respond_after_wait(job, prefer, {}, accepted=200)
 
 
 @router.delete(
@@ -226,10 +226,6 @@ def _stop_execution(execution_arn: str) -> None:
     except Exception:
         # The job is canceled either way: a poll that comes later finds it so and ends the run.
         logger.exception("could not stop the execution", extra={"execution_arn": execution_arn})
-
-
-def _header(name: str) -> str | None:
-    return router.current_event.headers.get(name)
 
 
 def _json(status: int, body: dict, headers: dict | None = None) -> Response[dict]:
