@@ -15,9 +15,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from local.http_server import BurstTolerantHTTPServer
 
 API_ID = "local"
 # API Gateway's quota for the request line and headers together (REST APIs): 10,240 bytes.
@@ -67,8 +69,7 @@ class ApiGatewayFront:
         self.make_context = make_context
         self.api_keys = api_keys
         self.stage = stage
-        self._server = ThreadingHTTPServer((host, port), _request_handler(self))
-        self._server.daemon_threads = True
+        self._server = BurstTolerantHTTPServer((host, port), _request_handler(self))
 
     @property
     def url(self) -> str:

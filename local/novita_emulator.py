@@ -24,11 +24,13 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field, fields, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image, ImageDraw
+
+from local.http_server import BurstTolerantHTTPServer
 
 SUBMIT = "submit"
 RESULT = "result"
@@ -107,8 +109,7 @@ class NovitaEmulator:
         self.calls: Counter[str] = Counter()
         self._faults: dict[str, deque[Fault]] = {SUBMIT: deque(), RESULT: deque(), IMAGE: deque()}
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
-        self._server.daemon_threads = True
+        self._server = BurstTolerantHTTPServer((host, port), _handler_for(self))
         self._thread: threading.Thread | None = None
 
     # --- life cycle ----------------------------------------------------------------------

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
 from local.reliability import run_load
 
 
@@ -13,3 +18,23 @@ def test_two_hundred_concurrent_jobs_all_end_once(stack, emulator):
     assert result["succeeded"] == 200
     assert result["upstream_tasks"] == 200
     assert result["upstream_tasks_started_twice"] == 0
+
+
+@pytest.mark.parametrize("server", ["api front", "novita emulator"])
+def test_a_burst_of_connections_is_queued_not_dropped(stack, emulator, server):
+    """300 clients connecting at once are all taken into the listen queue, like at API Gateway.
+
+    A short listen backlog makes the kernel drop or reset the connections that do not fit: the
+    client sees a reset, or a SYN retransmitted after a second, which the connect timeout catches.
+    """
+    address = urlsplit(stack.api_url if server == "api front" else emulator.url)
+    connections = [socket.create_connection((address.hostname, address.port), timeout=2) for _ in range(300)]
+    try:
+        for connection in connections:
+            connection.sendall(b"GET /no-such-route HTTP/1.1\r\nHost: local\r\nConnection: close\r\n\r\n")
+        answers = [connection.recv(64) for connection in connections]
+    finally:
+        for connection in connections:
+            connection.close()
+
+    assert all(answer.startswith((b"HTTP/1.0 4", b"HTTP/1.1 4")) for answer in answers)
