@@ -10,7 +10,6 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
@@ -21,12 +20,13 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from zimage import errors
+from zimage.runtime import TRACED_MODULES
 from zimage.validation import describe_validation_error
 
 MAX_BODY_BYTES = 64 * 1024
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_MODULES)
 metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True)
 app.include_router(image_routes.router)
@@ -34,6 +34,10 @@ app.include_router(image_routes.router)
 
 def openapi_document() -> dict:
     """The OpenAPI 3 document, generated from the routes and their models."""
+    # Imported here: building the OpenAPI models costs a cold start more than boto3's import,
+    # and only this route needs them.
+    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
+
     document = json.loads(
         app.get_openapi_json_schema(
             title="zimage",

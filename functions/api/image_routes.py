@@ -1,5 +1,7 @@
 """/v1/images: start, read, list and cancel image jobs."""
 
+from collections.abc import Callable
+from functools import cache
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -38,7 +40,6 @@ idempotency = IdempotencyConfig(
     payload_validation_jmespath="request",
     expires_after_seconds=runtime.settings.idempotency_hours * 3600,
 )
-idempotency_store = DynamoDBPersistenceLayer(table_name=runtime.settings.idempotency_table or "unset")
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Invalid request", "content": {"application/json": {"model": ErrorBody}}},
@@ -91,7 +92,7 @@ def create_image(
     owner = caller_key_id()
     key = api_inputs.idempotency_key(idempotency_key)
     submission = {"owner": owner, "idempotency_key": key, "request": request.model_dump()}
-    job_id = (start_job_once if key else start_job)(submission=submission)["job_id"]
+    job_id = (idempotent_start_job() if key else start_job)(submission=submission)["job_id"]
     logger.append_keys(job_id=job_id)
     metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=1)
     job = find_job(job_id)
@@ -115,9 +116,14 @@ def start_job(submission: dict) -> dict:
     return {"job_id": job.job_id}
 
 
-start_job_once = idempotent_function(
-    data_keyword_argument="submission", persistence_store=idempotency_store, config=idempotency
-)(start_job)
+@cache
+def idempotent_start_job() -> Callable[..., dict]:
+    """start_job behind Powertools Idempotency, made on first use: its persistence layer builds
+    a DynamoDB client, which only a POST with an Idempotency-Key needs."""
+    store = DynamoDBPersistenceLayer(table_name=runtime.settings.idempotency_table or "unset")
+    return idempotent_function(data_keyword_argument="submission", persistence_store=store, config=idempotency)(
+        start_job
+    )
 
 
 @router.get(

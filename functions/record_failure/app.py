@@ -8,11 +8,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from zimage.failures import failure_from_catch
-from zimage.runtime import shared_runtime
-from zimage.worker import answer_for
+from zimage.runtime import TRACED_MODULES, shared_runtime
+from zimage.step_answers import answer_for
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_MODULES)
 metrics = Metrics()
 runtime = shared_runtime()
 

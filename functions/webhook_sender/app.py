@@ -11,10 +11,10 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from zimage.delivery import deliver_completion
-from zimage.runtime import shared_runtime
+from zimage.runtime import TRACED_MODULES, shared_runtime
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED_MODULES)
 metrics = Metrics()
 runtime = shared_runtime()
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

@@ -4,16 +4,24 @@ made once per Lambda container (cold start) and reused by every invocation."""
 from __future__ import annotations
 
 from functools import cache, cached_property
+from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
 
 from zimage.jobs import JobStore
-from zimage.novita import NovitaClient
 from zimage.settings import Settings
-from zimage.storage import ImageStore
+
+if TYPE_CHECKING:
+    from zimage.novita import NovitaClient
+    from zimage.storage import ImageStore
 
 KEY_CACHE_SECONDS = 300
+
+# What X-Ray traces below each function: AWS calls (botocore) and the upstream and webhook calls
+# (urllib3 over http.client). Powertools' default patches every library X-Ray knows, which
+# imports requests and more on each cold start for calls these functions never make.
+TRACED_MODULES = ("botocore", "httplib")
 
 
 class Runtime:
@@ -26,6 +34,8 @@ class Runtime:
 
     @cached_property
     def images(self) -> ImageStore:
+        from zimage.storage import ImageStore  # only the functions that store or sign images need it
+
         # SigV4 URLs: required for KMS-encrypted objects and the only kind newer regions accept.
         s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
         return ImageStore(s3, self.settings.images_bucket)
@@ -51,6 +61,8 @@ class Runtime:
 
     @cached_property
     def novita(self) -> NovitaClient:
+        from zimage.novita import NovitaClient  # only the API and the poll step call the upstream
+
         read_timeout = self.settings.upstream_read_timeout_seconds
         return NovitaClient(
             self.settings.novita_base_url, self.novita_api_key, read_timeout=read_timeout, body_seconds=3 * read_timeout

@@ -17,14 +17,13 @@ from aws_lambda_powertools import Logger
 from zimage import errors
 from zimage.images import decode_base64_image, inspect_image, is_url
 from zimage.jobs import JobStore
-from zimage.models import FAILED, SUCCEEDED, Job, parse_size
+from zimage.models import SUCCEEDED, parse_size
 from zimage.novita import NovitaClient, TaskResult, TaskStatus
 from zimage.polling import PollPolicy, expected_remaining_seconds, next_wait_seconds, should_poll_fast
+from zimage.step_answers import PENDING, answer_for, carried
 from zimage.storage import ImageStore
 
 logger = Logger(child=True)
-
-PENDING = "pending"
 
 
 class ImageUnavailable(Exception):
@@ -134,7 +133,7 @@ def poll_task(state: dict, deps: PollDependencies) -> dict:
 
     remaining = expected_remaining_seconds(result.eta_seconds, result.progress_percent, 0) if result else None
     return {
-        **_carry(state),
+        **carried(state),
         "status": PENDING,
         "polls": polls,
         "upstream_errors": upstream_errors,
@@ -167,7 +166,7 @@ def _store_image(state: dict, deps: PollDependencies, result: TaskResult) -> dic
     url, expires_at = deps.images.presign(job.image.key, deps.presigned_url_seconds)
     logger.info("image stored", extra={"key": job.image.key, "bytes": job.image.bytes})
     return {
-        **_carry(state),
+        **carried(state),
         "status": SUCCEEDED,
         "image": {"url": url, "expires_at": expires_at, **asdict(job.image)},
         "event": job.to_event_detail(),
@@ -178,25 +177,6 @@ def _failed(state: dict, deps: PollDependencies, code: str, message: str) -> dic
     job = deps.jobs.record_failure(state["job_id"], code=code, message=message)
     logger.info("job failed", extra={"code": code, "reason": message})
     return answer_for(state, job)
-
-
-def answer_for(state: dict, job: Job | None) -> dict:
-    """The step's answer for a job that has ended, here or (canceled, or finished by an earlier
-    attempt of this step) elsewhere: always what the table says, so the two never disagree."""
-    if job is None:  # removed (TTL) or never recorded: end the workflow, never loop on it
-        error = {"code": "job_missing", "message": "the job no longer exists"}
-        event = {"id": state["job_id"], "status": FAILED, "error": error}
-        return {**_carry(state), "status": FAILED, "error": error, "event": event}
-    answer: dict[str, Any] = {**_carry(state), "status": job.status, "event": job.to_event_detail()}
-    if job.status == FAILED and job.error:
-        answer["error"] = {"code": job.error.code, "message": job.error.message}
-    if job.status == SUCCEEDED and job.image:
-        answer["image"] = asdict(job.image)
-    return answer
-
-
-def _carry(state: dict) -> dict:
-    return {key: state[key] for key in ("job_id", "task_id", "size", "deadline") if key in state}
 
 
 def _whole(value: float | None) -> int | None:

@@ -1,0 +1,33 @@
+"""What the workflow's steps answer: the state the Choice routes on, carried from turn to turn.
+
+Both the poll step and the failure step answer in this shape, so the state machine sees one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from zimage.models import FAILED, SUCCEEDED, Job
+
+PENDING = "pending"
+
+
+def carried(state: dict) -> dict:
+    """The part of the state every turn hands on unchanged."""
+    return {key: state[key] for key in ("job_id", "task_id", "size", "deadline") if key in state}
+
+
+def answer_for(state: dict, job: Job | None) -> dict:
+    """The step's answer for a job that has ended, here or (canceled, or finished by an earlier
+    attempt of this step) elsewhere: always what the table says, so the two never disagree."""
+    if job is None:  # removed (TTL) or never recorded: end the workflow, never loop on it
+        error = {"code": "job_missing", "message": "the job no longer exists"}
+        event = {"id": state["job_id"], "status": FAILED, "error": error}
+        return {**carried(state), "status": FAILED, "error": error, "event": event}
+    answer: dict[str, Any] = {**carried(state), "status": job.status, "event": job.to_event_detail()}
+    if job.status == FAILED and job.error:
+        answer["error"] = {"code": job.error.code, "message": job.error.message}
+    if job.status == SUCCEEDED and job.image:
+        answer["image"] = asdict(job.image)
+    return answer
