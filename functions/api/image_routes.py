@@ -112,6 +112,7 @@ def start_job(submission: dict) -> dict:
         retention_days=runtime.settings.job_retention_days,
         base64_output=runtime.settings.base64_output,
         allow_loopback_webhooks=runtime.settings.allow_loopback_webhooks,
+        workflow_type=runtime.settings.workflow_type,
     )
     return {"job_id": job.job_id}
 
@@ -155,7 +156,7 @@ def cancel_image(job_id: Annotated[str, Path(description="The job's id, `img_...
         if changed and canceled is not None:
             # This call won the conditional write, so it alone announces the end.
             # Express executions cannot be stopped: the next poll finds the job canceled and ends it.
-            if canceled.execution_arn and runtime.settings.workflow_type == "STANDARD":
+            if canceled.execution_arn:
                 _stop_execution(canceled.execution_arn)
             publish_completion(runtime.events, runtime.settings.event_bus_name, canceled)
             metrics.add_metric(name="JobsCanceled", unit=MetricUnit.Count, value=1)

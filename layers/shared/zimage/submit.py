@@ -59,6 +59,7 @@ def submit_job(
     retention_days: int,
     base64_output: bool = False,
     allow_loopback_webhooks: bool = False,
+    workflow_type: str = "STANDARD",
 ) -> Job:
     if request.webhook_url:  # refused here, before anything is paid for
         check_webhook_url(request.webhook_url, allow_loopback=allow_loopback_webhooks)
@@ -80,7 +81,9 @@ def submit_job(
         size=request.size,
         seed=request.seed,
         task_id=task_id,
-        execution_arn=execution_arn_for(state_machine_arn, job_id),
+        # Only a Standard execution's ARN is known before its start (an Express one ends in an id AWS
+        # picks), and only a Standard one can be stopped, which is what the ARN is kept for.
+        execution_arn=execution_arn_for(state_machine_arn, job_id) if workflow_type == "STANDARD" else None,
         created_at=iso(now),
         updated_at=iso(now),
         deadline_at=iso(deadline),
