@@ -4,6 +4,7 @@ upstream: what it records, what it answers, and that repeating it changes nothin
 from __future__ import annotations
 
 import base64
+import math
 import time
 
 import boto3
@@ -296,3 +297,38 @@ def test_only_active_jobs_past_the_cutoff_are_overdue(jobs):
 
     assert overdue == [late]
     assert on_time not in overdue
+
+
+class SlowTable:
+    """The job table, with each write taking `seconds` of the fake clock."""
+
+    def __init__(self, jobs, clock: FakeClock, seconds: float):
+        self._jobs, self._clock, self._seconds = jobs, clock, seconds
+        self.progress_writes = 0
+
+    def record_progress(self, *args, **kwargs):
+        self.progress_writes += 1
+        self._clock.sleep(self._seconds)
+        return self._jobs.record_progress(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._jobs, name)
+
+
+def test_the_wait_counts_from_the_upstreams_answer_not_from_the_end_of_the_turn(job, jobs, images, clock):
+    slow = SlowTable(jobs, clock, seconds=1.2)
+
+    answer = step(job, slow, images, ScriptedNovita(running(eta=20, progress=10)), clock)
+
+    # Wake 1.5 s (half the fast window) before the expected end, less the 1.2 s spent writing.
+    assert answer["wait_seconds"] == math.ceil(20 - 1.5 - 1.2)
+
+
+def test_a_turn_that_saw_nothing_new_writes_its_progress_once(job, jobs, images, clock):
+    slow = SlowTable(jobs, clock, seconds=0)
+
+    step(job, slow, images, ScriptedNovita(running(eta=20, progress=10)), clock)
+
+    assert slow.progress_writes == 1
+    stored = jobs.get(job.job_id)
+    assert (stored.status, stored.progress, stored.eta_seconds) == ("processing", 10, 20)

@@ -72,11 +72,14 @@ def poll_task(state: dict, deps: PollDependencies) -> dict:
     upstream_errors = int(state.get("upstream_errors", 0))
     fast_until = min(deps.clock() + deps.policy.fast_poll_window_seconds, deadline)
     result: TaskResult | None = None
+    answered_at = deps.clock()
     started_processing = state.get("seen_processing", False)
+    recorded: dict | None = None  # the progress this turn last wrote
 
     while True:
         try:
             result = deps.novita.get_task_result(task_id)
+            answered_at = deps.clock()
             upstream_errors = 0
         except errors.UpstreamRejected as exc:
             # 4xx on a task we started: TASK_NOT_FOUND or our key was revoked. Asking again
@@ -103,12 +106,8 @@ def poll_task(state: dict, deps: PollDependencies) -> dict:
         if result.status is TaskStatus.PROCESSING and not started_processing:
             # Shown to clients at once, not only when this turn ends.
             started_processing = True
-            job = deps.jobs.record_progress(
-                job_id,
-                processing=True,
-                progress=_whole(result.progress_percent),
-                eta_seconds=_whole(result.eta_seconds),
-            )
+            recorded = _progress_of(result)
+            job = deps.jobs.record_progress(job_id, **recorded)
             if job is None or job.is_terminal:
                 return answer_for(state, job)
         remaining = expected_remaining_seconds(result.eta_seconds, result.progress_percent, 0)
@@ -121,17 +120,15 @@ def poll_task(state: dict, deps: PollDependencies) -> dict:
     if now >= deadline:
         return _failed(state, deps, "timeout", "the image was not ready before the job's deadline")
 
-    if result is not None:
-        job = deps.jobs.record_progress(
-            job_id,
-            processing=result.status is TaskStatus.PROCESSING,
-            progress=_whole(result.progress_percent),
-            eta_seconds=_whole(result.eta_seconds),
-        )
+    if result is not None and _progress_of(result) != recorded:
+        job = deps.jobs.record_progress(job_id, **_progress_of(result))
         if job is None or job.is_terminal:
             return answer_for(state, job)
 
+    now = deps.clock()  # the Wait starts after this turn's writes
     remaining = expected_remaining_seconds(result.eta_seconds, result.progress_percent, 0) if result else None
+    if remaining is not None:
+        remaining -= now - answered_at  # the eta was true when the upstream answered
     return {
         **carried(state),
         "status": PENDING,
@@ -177,6 +174,14 @@ def _failed(state: dict, deps: PollDependencies, code: str, message: str) -> dic
     job = deps.jobs.record_failure(state["job_id"], code=code, message=message)
     logger.info("job failed", extra={"code": code, "reason": message})
     return answer_for(state, job)
+
+
+def _progress_of(result: TaskResult) -> dict:
+    return {
+        "processing": result.status is TaskStatus.PROCESSING,
+        "progress": _whole(result.progress_percent),
+        "eta_seconds": _whole(result.eta_seconds),
+    }
 
 
 def _whole(value: float | None) -> int | None:
