@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from zimage.images import ImageFacts
 from zimage.models import StoredImage, iso, utc_now
+
+if TYPE_CHECKING:  # the functions that only sign URLs never load the image checks
+    from zimage.images import ImageFacts
 
 
 def image_key(job_id: str, facts: ImageFacts) -> str:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from zimage.models import SUCCEEDED, Job
-from zimage.storage import ImageStore
+
+if TYPE_CHECKING:
+    from zimage.storage import ImageStore
 
 
 def job_view(job: Job, images: ImageStore, url_lifetime_seconds: int) -> dict:
