@@ -6,7 +6,7 @@ import binascii
 import json
 
 import image_routes
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
@@ -20,13 +20,12 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from zimage import errors
-from zimage.runtime import TRACED_MODULES
+from zimage.tracing import tracer
 from zimage.validation import describe_validation_error
 
 MAX_BODY_BYTES = 64 * 1024
 
 logger = Logger()
-tracer = Tracer(patch_modules=TRACED_MODULES)
 metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True)
 app.include_router(image_routes.router)

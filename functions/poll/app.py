@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from zimage.runtime import TRACED_MODULES, shared_runtime
+from zimage.runtime import shared_runtime
 from zimage.step_answers import PENDING
+from zimage.tracing import tracer
 from zimage.worker import PollDependencies, poll_task
 
 logger = Logger()
-tracer = Tracer(patch_modules=TRACED_MODULES)
 metrics = Metrics()
 runtime = shared_runtime()
 

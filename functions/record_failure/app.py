@@ -3,16 +3,16 @@ so no job is ever left queued or processing."""
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from zimage.failures import failure_from_catch
-from zimage.runtime import TRACED_MODULES, shared_runtime
+from zimage.runtime import shared_runtime
 from zimage.step_answers import answer_for
+from zimage.tracing import tracer
 
 logger = Logger()
-tracer = Tracer(patch_modules=TRACED_MODULES)
 metrics = Metrics()
 runtime = shared_runtime()
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import os
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from zimage.delivery import deliver_completion
-from zimage.runtime import TRACED_MODULES, shared_runtime
+from zimage.runtime import shared_runtime
+from zimage.tracing import tracer
 
 logger = Logger()
-tracer = Tracer(patch_modules=TRACED_MODULES)
 metrics = Metrics()
 runtime = shared_runtime()
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

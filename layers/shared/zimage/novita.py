@@ -28,6 +28,7 @@ from zimage.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from zimage.tracing import tracer
 
 SUBMIT_PATH = "/v3/async/z-image-turbo"
 RESULT_PATH = "/v3/async/task-result"
@@ -145,6 +146,7 @@ class NovitaClient:
 
     # --- the two documented endpoints ---------------------------------------------------
 
+    @tracer.capture_method(capture_response=False)
     def start_task(self, *, prompt: str, size: str, seed: int, base64_output: bool = False) -> str:
         body = {"prompt": prompt, "size": size, "seed": seed, "enable_base64_output": base64_output}
         answer = self._request_json("POST", SUBMIT_PATH, body=body, retries=submit_retry(self._submit_attempts))
@@ -153,12 +155,14 @@ class NovitaClient:
             raise UpstreamUnavailable("the upstream accepted the task but sent no task_id", status=200)
         return task_id
 
+    @tracer.capture_method(capture_response=False)
     def get_task_result(self, task_id: str) -> TaskResult:
         answer = self._request_json(
             "GET", RESULT_PATH, fields={"task_id": task_id}, retries=read_retry(self._read_attempts)
         )
         return parse_task_result(answer)
 
+    @tracer.capture_method(capture_response=False)
     def download_image(self, url: str, *, max_bytes: int) -> bytes:
         """GET an image from the upstream's storage; no Authorization header goes there."""
         try:

@@ -18,11 +18,6 @@ if TYPE_CHECKING:
 
 KEY_CACHE_SECONDS = 300
 
-# What X-Ray traces below each function: AWS calls (botocore) and the upstream and webhook calls
-# (urllib3 over http.client). Powertools' default patches every library X-Ray knows, which
-# imports requests and more on each cold start for calls these functions never make.
-TRACED_MODULES = ("botocore", "httplib")
-
 
 class Runtime:
     def __init__(self, settings: Settings | None = None):

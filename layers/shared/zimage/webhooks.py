@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import urllib3
 
 from zimage.errors import InvalidRequest
+from zimage.tracing import tracer
 
 Resolver = Callable[[str, int], list[str]]
 MAX_ANSWER_BYTES = 64 * 1024
@@ -125,6 +126,7 @@ def message_id(job_id: str) -> str:
     return f"msg_{job_id}"
 
 
+@tracer.capture_method(capture_response=False)
 def deliver(
     url: str,
     *,
