@@ -781,7 +781,7 @@ def render(outcomes: list[Outcome], abuse: list[AbuseResult], left: dict, load: 
         "  (`ApiRateLimit`, `ApiBurstLimit`, `ApiMonthlyQuota`) and the stage ceiling (`StageRateLimit`) shed",
         "  load first, with 429s in the error model.",
         "- **Lambda**: 1,000 concurrent executions per account by default. A job holds a Lambda only while it",
-        "  polls (at most `FastPollWindowSeconds` per turn), so 1,000 concurrency serves far more running jobs.",
+        "  polls (at most twice `FastPollWindowSeconds` per turn), so 1,000 concurrency serves far more running jobs.",
         "- **Step Functions**: the default Express workflow has far higher start-rate quotas than Standard and no",
         "  state-transition quota. With `WorkflowType=STANDARD`, StartExecution is throttled at a bucket of 1,300",
         "  and 300 refills/s in the large regions, and state transitions at 5,000/s with 800/s refill per account;",

@@ -159,6 +159,17 @@ def test_a_task_ending_soon_is_polled_fast_inside_one_step(job, jobs, images, cl
     assert novita.polls == 3
 
 
+def test_a_task_expected_at_the_windows_edge_still_ends_inside_one_step(job, jobs, images, clock):
+    # Polled every 0.5 s from eta 3: the answer comes at 3.5 s, past the 3 s window, within the eta's rounding.
+    etas = (3, 3, 2, 2, 1, 1, 1)
+    novita = ScriptedNovita(*(running(eta=eta) for eta in etas), done())
+
+    answer = step(job, jobs, images, novita, clock)
+
+    assert answer["status"] == "succeeded"
+    assert novita.polls == len(etas) + 1
+
+
 def test_a_long_task_hands_back_a_wait_from_its_eta(job, jobs, images, clock):
     answer = step(job, jobs, images, ScriptedNovita(running(eta=20, progress=10)), clock)
 
@@ -332,3 +343,17 @@ def test_a_turn_that_saw_nothing_new_writes_its_progress_once(job, jobs, images,
     assert slow.progress_writes == 1
     stored = jobs.get(job.job_id)
     assert (stored.status, stored.progress, stored.eta_seconds) == ("processing", 10, 20)
+
+
+def test_a_cancel_made_while_the_step_polls_fast_ends_the_turn_as_canceled(job, jobs, images, clock):
+    class CanceledMidway(ScriptedNovita):
+        def get_task_result(self, task_id: str) -> TaskResult:
+            if self.polls == 3:
+                jobs.cancel(job.job_id)
+            return super().get_task_result(task_id)
+
+    # Processing from the first answer, unchanged while polled fast, and never done this turn.
+    answer = step(job, jobs, images, CanceledMidway(running(eta=1)), clock)
+
+    assert answer["status"] == "canceled"
+    assert jobs.get(job.job_id).status == "canceled"

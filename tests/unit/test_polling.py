@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from zimage.polling import PollPolicy, expected_remaining_seconds, next_wait_seconds, should_poll_fast
+from zimage.polling import (
+    PollPolicy,
+    expected_remaining_seconds,
+    fast_poll_until,
+    next_wait_seconds,
+    should_poll_fast,
+)
 
 POLICY = PollPolicy(min_wait_seconds=1, max_wait_seconds=30, fast_poll_window_seconds=3)
 
@@ -44,3 +50,22 @@ def test_the_wait_never_passes_the_deadline():
 def test_waits_stay_inside_min_and_max():
     assert next_wait_seconds(remaining=0.1, polls=1, time_left=600, policy=POLICY) == 1
     assert next_wait_seconds(remaining=10_000, polls=1, time_left=20_000, policy=POLICY) == 30
+
+
+def test_fast_polling_lasts_the_window_when_the_end_is_unknown():
+    assert fast_poll_until(started=100, answered_at=100, remaining=None, policy=POLICY) == 103
+
+
+def test_fast_polling_stretches_past_an_eta_at_the_windows_edge():
+    # eta 3 s at the start: the task may end up to a second later than that, so poll until then.
+    assert fast_poll_until(started=100, answered_at=100.2, remaining=3, policy=POLICY) == pytest.approx(104.2)
+
+
+def test_fast_polling_never_lasts_more_than_twice_the_window():
+    assert fast_poll_until(started=100, answered_at=105.5, remaining=3, policy=POLICY) == 106
+
+
+def test_no_window_means_no_fast_polling():
+    no_window = PollPolicy(fast_poll_window_seconds=0)
+
+    assert fast_poll_until(started=100, answered_at=100, remaining=2, policy=no_window) == 100

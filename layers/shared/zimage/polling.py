@@ -34,6 +34,22 @@ def should_poll_fast(remaining: float | None, policy: PollPolicy) -> bool:
     return remaining is None or remaining <= policy.fast_poll_window_seconds
 
 
+# Upstream etas come in whole seconds, so a task may end up to this long after its eta says.
+ETA_GRANULARITY_SECONDS = 1.0
+
+
+def fast_poll_until(started: float, answered_at: float, remaining: float | None, policy: PollPolicy) -> float:
+    """When one call stops polling fast: the window from the call's start, stretched to cover the
+    expected end (remaining, as of answered_at) with the eta's rounding, and never past twice the
+    window, so a wrong eta cannot hold the Lambda. Without the stretch a task expected right at the
+    window's edge ends just after it and costs a whole Wait turn."""
+    window = policy.fast_poll_window_seconds
+    until = started + window
+    if remaining is not None:
+        until = max(until, answered_at + remaining + ETA_GRANULARITY_SECONDS)
+    return min(until, started + 2 * window)
+
+
 def next_wait_seconds(remaining: float | None, polls: int, time_left: float, policy: PollPolicy) -> int:
     """Seconds for the Wait state (a whole number, as ASL requires), never past the deadline."""
     if remaining is None:

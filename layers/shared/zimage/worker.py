@@ -19,7 +19,13 @@ from zimage.images import decode_base64_image, inspect_image, is_url
 from zimage.jobs import JobStore
 from zimage.models import SUCCEEDED, parse_size
 from zimage.novita import NovitaClient, TaskResult, TaskStatus
-from zimage.polling import PollPolicy, expected_remaining_seconds, next_wait_seconds, should_poll_fast
+from zimage.polling import (
+    PollPolicy,
+    expected_remaining_seconds,
+    fast_poll_until,
+    next_wait_seconds,
+    should_poll_fast,
+)
 from zimage.step_answers import PENDING, answer_for, carried
 from zimage.storage import ImageStore
 
@@ -70,11 +76,10 @@ def poll_task(state: dict, deps: PollDependencies) -> dict:
     deadline = float(state["deadline"])
     polls = int(state.get("polls", 0)) + 1
     upstream_errors = int(state.get("upstream_errors", 0))
-    fast_until = min(deps.clock() + deps.policy.fast_poll_window_seconds, deadline)
+    started = answered_at = deps.clock()
     result: TaskResult | None = None
-    answered_at = deps.clock()
     started_processing = state.get("seen_processing", False)
-    recorded: dict | None = None  # the progress this turn last wrote
+    recorded, recorded_at = None, 0.0  # the progress this turn last wrote, and when
 
     while True:
         try:
@@ -108,9 +113,11 @@ def poll_task(state: dict, deps: PollDependencies) -> dict:
             started_processing = True
             recorded = _progress_of(result)
             job = deps.jobs.record_progress(job_id, **recorded)
+            recorded_at = deps.clock()
             if job is None or job.is_terminal:
                 return answer_for(state, job)
         remaining = expected_remaining_seconds(result.eta_seconds, result.progress_percent, 0)
+        fast_until = min(fast_poll_until(started, answered_at, remaining, deps.policy), deadline)
         now = deps.clock()
         if not should_poll_fast(remaining, deps.policy) or now + deps.policy.fast_poll_interval_seconds > fast_until:
             break
@@ -120,7 +127,14 @@ def poll_task(state: dict, deps: PollDependencies) -> dict:
     if now >= deadline:
         return _failed(state, deps, "timeout", "the image was not ready before the job's deadline")
 
-    if result is not None and _progress_of(result) != recorded:
+    # Each turn ends with a write, which also notices a cancel; the same progress written moments
+    # ago (the turn saw the task start and had nothing to poll fast for) is not written twice.
+    repeat = (
+        result is not None
+        and recorded == _progress_of(result)
+        and now - recorded_at < deps.policy.fast_poll_interval_seconds
+    )
+    if result is not None and not repeat:
         job = deps.jobs.record_progress(job_id, **_progress_of(result))
         if job is None or job.is_terminal:
             return answer_for(state, job)
