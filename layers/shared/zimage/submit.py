@@ -57,9 +57,9 @@ def submit_job(
     state_machine_arn: str,
     poll_deadline_seconds: int,
     retention_days: int,
+    workflow_type: str,
     base64_output: bool = False,
     allow_loopback_webhooks: bool = False,
-    workflow_type: str = "STANDARD",
 ) -> Job:
     if request.webhook_url:  # refused here, before anything is paid for
         check_webhook_url(request.webhook_url, allow_loopback=allow_loopback_webhooks)
