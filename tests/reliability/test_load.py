@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import pytest
@@ -28,7 +30,15 @@ def test_a_burst_of_connections_is_queued_not_dropped(stack, emulator, server):
     client sees a reset, or a SYN retransmitted after a second, which the connect timeout catches.
     """
     address = urlsplit(stack.api_url if server == "api front" else emulator.url)
-    connections = [socket.create_connection((address.hostname, address.port), timeout=2) for _ in range(300)]
+    clients = 300
+    all_ready = threading.Barrier(clients)
+
+    def connect(_: int) -> socket.socket:
+        all_ready.wait()  # released together, so the connections arrive faster than they are accepted
+        return socket.create_connection((address.hostname, address.port), timeout=2)
+
+    with ThreadPoolExecutor(clients) as pool:
+        connections = list(pool.map(connect, range(clients)))
     try:
         for connection in connections:
             connection.sendall(b"GET /no-such-route HTTP/1.1\r\nHost: local\r\nConnection: close\r\n\r\n")
