@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -123,6 +125,7 @@ def run(
             sfn=runtime.sfn,
             state_machine_arn=baseline_arn if policy == "baseline" else runtime.settings.state_machine_arn,
             poll_deadline_seconds=600 if policy == "baseline" else runtime.settings.poll_deadline_seconds,
+            workflow_type="STANDARD" if policy == "baseline" else runtime.settings.workflow_type,
             retention_days=1,
             base64_output=base64_output,
         )
@@ -138,7 +141,6 @@ def run(
         unfinished = {job_id for job_id in unfinished if not harness.get(job_id).is_terminal}
         time.sleep(0.5)
     stack.wait_until_idle(timeout=60)
-    aws_calls = COUNTER.take()
 
     overheads, transitions, durations = [], [], []
     events = 0
@@ -156,6 +158,7 @@ def run(
         # Readable through GET: the presigned URL downloads.
         view = http.request("GET", f"{stack.api_url}/v1/images/{job_id}", headers=headers).json()
         assert urllib3.request("GET", view["image"]["url"]).status == 200, view
+    aws_calls = COUNTER.take()  # with the API's reads for those GETs, which are this run's
     memory = {name: function.memory for name, function in stack.functions.items()}
     gb_seconds = sum(seconds * memory[name] / 1024 for name, seconds in stack.invocations if name != "ApiFunction")
     invocations = sum(1 for name, _ in stack.invocations if name != "ApiFunction")
@@ -211,7 +214,7 @@ def cost_per_image(measured: dict, workflow: str) -> float:
 # the webhook sender adds (it imports every Powertools event class).
 POWERTOOLS_ONLY = (
     "import boto3; from aws_lambda_powertools import Logger, Metrics, Tracer; "
-    "Logger(); Metrics(); Tracer(patch_modules=('botocore', 'httplib'))"
+    "Logger(); Metrics(); Tracer(patch_modules=('botocore',))"
 )
 FLOORS = {
     "powertools": POWERTOOLS_ONLY,
@@ -288,9 +291,34 @@ def cold_import_ratios(layer: Path) -> dict[str, list[float]]:
     }
 
 
-def package_megabytes(layer: Path) -> dict:
-    """Zipped size of what each function deploys itself (Powertools and boto3 come from the
-    public layer and the runtime), and of the shared layer as its build made it."""
+def _function_package(folder: Path, into: Path) -> Path:
+    """A function as `sam build` packs it: its folder and its own requirements (Powertools and
+    boto3 come from the public layer and the runtime)."""
+    package = into / folder.name
+    shutil.copytree(folder, package, ignore=shutil.ignore_patterns("__pycache__"))
+    requirements = folder / "requirements.txt"
+    if any(line.split("#")[0].strip() for line in requirements.read_text().splitlines()):
+        subprocess.run(  # noqa: S603 - pip with our own requirements file
+            [
+                *(sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--target", str(package)),
+                *("--requirement", str(requirements), "--only-binary=:all:", "--implementation", "cp"),
+                *("--platform", "manylinux2014_aarch64", "--python-version", "3.13"),
+            ],
+            check=True,
+        )
+    return package
+
+
+def _compile_milliseconds(files: list[Path]) -> float:
+    """What compiling these sources costs, as a cold start pays it for files without bytecode."""
+    started = time.perf_counter()
+    for file in files:
+        compile(file.read_bytes(), str(file), "exec")
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+def package_megabytes(layer: Path, packages: dict[str, Path]) -> dict:
+    """Zipped size of each function's package and of the shared layer as their builds made them."""
 
     def zipped(base: Path) -> float:
         buffer = BytesIO()
@@ -300,7 +328,7 @@ def package_megabytes(layer: Path) -> dict:
                     archive.write(file, file.relative_to(base.parent))
         return round(len(buffer.getvalue()) / 1_000_000, 3)
 
-    sizes = {folder.name: zipped(folder) for folder in sorted((ROOT / "functions").iterdir()) if folder.is_dir()}
+    sizes = {name: zipped(package) for name, package in packages.items()}
     sizes["shared_layer"] = zipped(layer)
     return sizes
 
@@ -309,15 +337,24 @@ def _measure_deployables() -> dict:
     """Cold imports and sizes of what `sam build` would deploy: the functions' folders and the
     shared layer as its own build makes it, bytecode included."""
     with tempfile.TemporaryDirectory() as artifacts:
-        build_shared_layer(Path(artifacts)).check_returncode()
-        layer = Path(artifacts) / "python"
+        build_shared_layer(Path(artifacts) / "layer").check_returncode()
+        layer = Path(artifacts) / "layer" / "python"
+        functions = sorted(folder for folder in (ROOT / "functions").iterdir() if (folder / "app.py").exists())
+        packages = {folder.name: _function_package(folder, Path(artifacts)) for folder in functions}
         ratios, spread = _median_and_quartiles(cold_import_ratios(layer))
         floors, _ = _median_and_quartiles({name: _ratios_to_boto3(code) for name, code in FLOORS.items()})
         return {
             "cold_import_ratio": ratios,
             "cold_import_ratio_quartiles": spread,
             "cold_import_floor": floors,
-            "package_mb": package_megabytes(layer),
+            "package_mb": package_megabytes(layer, packages),
+            "compile_ms": {
+                "shared_layer_sources": _compile_milliseconds(sorted(layer.rglob("*.py"))),
+                "largest_function_own_files": max(
+                    _compile_milliseconds(sorted(folder.glob("*.py"))) for folder in functions
+                ),
+            },
+            "python": platform.python_version(),
         }
 
 
@@ -493,16 +530,19 @@ def render(r: dict) -> str:
         "outside Lambda the X-Ray SDK builds API clients for its sampler at import), and with bytecode, as",
         "deployed: the shared layer's build compiles zimage, urllib3 and imagesize (hash-checked `.pyc`, valid",
         "on a read-only /opt whatever the zip's timestamps), which Lambda would otherwise compile on every cold",
-        "start (about 55 ms here for what the poll function imports); each function's own files compile in",
-        "under 3 ms and ship as sources.",
-        "Powertools comes from its public layer and boto3 from the runtime, so the packages hold only the",
-        "service's code.",
+        f"start (all of the layer's sources: {r['compile_ms']['shared_layer_sources']} ms here); each function's own",
+        f"files compile in {r['compile_ms']['largest_function_own_files']} ms at the most and ship as sources.",
+        f"Measured with Python {r['python']}; Lambda runs 3.13.",
+        "Powertools comes from its public layer and boto3 from the runtime, so the packages hold the",
+        "service's code and, for the webhook sender, the Standard Webhooks library.",
         "",
         "## The choices, and the figures behind them",
         "",
         "- **Wake near the end, then poll fast inside the Lambda.** The first poll runs at once; the upstream's eta",
         "  (or its progress rate) sets a Wait that ends just before the task should, and the last stretch is polled",
-        "  every 0.25 s inside one Lambda call (`FastPollWindowSeconds` 3, `FastPollIntervalSeconds` 0.25).",
+        "  every 0.25 s inside one Lambda call (`FastPollWindowSeconds` 3, `FastPollIntervalSeconds` 0.25), until a",
+        "  second past the expected end (etas come in whole seconds, so a task expected at the window's edge would",
+        "  otherwise end just after it and cost a whole Wait turn), never longer than twice the window.",
         "  The Wait is counted from the upstream's answer, not from the end of the Lambda call, so the turn's",
         "  own writes never push the wake-up past the task's end (they had cost up to a second under load).",
         f"  Overhead p50 {o['p50']} s against {o['baseline_p50']} s for the fixed 5 s Wait, with",
@@ -527,13 +567,14 @@ def render(r: dict) -> str:
         "  enforce the API keys' quotas) or the S3 copy, which the product needs.",
         "- **The poll function at 256 MB**: images are checked from their headers (imagesize) and never decoded,",
         "  so memory only holds the bytes on their way to S3 (`MaxImageBytes`, 10 MiB).",
-        "- **Cold starts.** Each function imports only what its paths need: X-Ray patches botocore and",
-        "  http.client alone (Powertools' default patches every library X-Ray knows and imports requests),",
+        "- **Cold starts.** Each function imports only what its paths need: X-Ray patches botocore alone",
+        "  (Powertools' default patches every library X-Ray knows and imports requests; the upstream and webhook",
+        "  calls are traced where they are made),",
         "  the upstream client and the image checks load only in the functions that call them, the API builds",
         "  its idempotency store's DynamoDB client at the first Idempotency-Key and the OpenAPI models only",
         "  for `GET /v1/openapi.json`, and pydantic is imported by the API alone. The workflow's functions read",
-        "  2.2-2.5x before, measured without Lambda's variables (the X-Ray SDK's sampler clients, about 0.1 s,",
-        "  were half of it) and without these cuts; what is left is Powertools' Logger, Metrics and",
+        "  2.2-2.5x before (measured on 2026-11-25 without Lambda's variables, the X-Ray SDK's sampler clients,",
+        "  about 0.1 s, being half of it, and without these cuts); what is left is Powertools' Logger, Metrics and",
         f"  Tracer with the X-Ray SDK ({floor['powertools']}x boto3 on their own, before any of",
         "  the service's code: the floor under every function) and the service's own modules. On this",
         "  machine one run differs from the next by more than the service's modules weigh (the middle half",
