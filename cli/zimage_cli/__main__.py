@@ -80,8 +80,9 @@ def generate(api: ImageApi, args: argparse.Namespace) -> int:
         return 1
     image = job["image"]
     name = f"{job['id']}.{EXTENSIONS.get(image['content_type'], 'img')}"
-    path = args.output or Path(name)
-    if str(path).endswith("/") or path.is_dir():
+    path = Path(args.output or name)
+    # A trailing slash names a folder that may not exist yet (Path would drop the slash).
+    if args.output and (args.output.endswith(("/", os.sep)) or path.is_dir()):
         path = path / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(api.download(image["url"]))
@@ -147,7 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("prompt")
     make.add_argument("--size", help="W*H, each side 256..1536 (default 1024*1024)")
     make.add_argument("--seed", type=int, help="-1..2147483647 (default -1: random)")
-    make.add_argument("-o", "--output", type=Path, help="file or folder/ to save to (default ./<job id>.<ext>)")
+    make.add_argument("-o", "--output", help="file or folder/ to save to (default ./<job id>.<ext>)")
     make.add_argument("--timeout", type=float, default=600, help="seconds to follow the job (default 600)")
     make.add_argument("--idempotency-key", help="reuse to make a retried submit return the same job")
     make.add_argument("--no-wait", action="store_true", help="print the job and exit")

@@ -35,6 +35,15 @@ def test_generate_into_a_folder_names_the_file_after_the_job(stack, emulator, ca
     assert job["saved_to"] == f"{tmp_path}/{job['id']}.jpg"
 
 
+def test_generate_into_a_folder_that_does_not_exist_yet_creates_it(stack, emulator, capsys, tmp_path):
+    code, out, _ = run(stack, capsys, "generate", "a red fox", "--json", "-o", f"{tmp_path}/images/")
+
+    job = json.loads(out)
+    assert code == 0
+    assert job["saved_to"] == f"{tmp_path}/images/{job['id']}.jpg"
+    assert (tmp_path / "images" / f"{job['id']}.jpg").is_file()
+
+
 def test_a_failed_job_exits_1_with_its_reason(stack, emulator, capsys, tmp_path):
     emulator.configure(outcome="fail", fail_reason="refused by the model")
 
