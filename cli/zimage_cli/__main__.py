@@ -5,8 +5,9 @@
     zimage cancel img_01...
 
 --url / ZIMAGE_URL picks the deployment (default http://127.0.0.1:3000, the local stack),
---api-key / ZIMAGE_API_KEY the key. Exit status: 0 done, 1 the job failed or was canceled,
-2 the request was refused or the service could not be reached.
+--api-key / ZIMAGE_API_KEY the key, before or after the command. Exit status: 0 done; 1 the
+generated job failed or was canceled, or cancel found the job already ended another way; 2 the
+request was refused or the service could not be reached.
 """
 
 from __future__ import annotations
@@ -114,6 +115,9 @@ def list_jobs(api: ImageApi, args: argparse.Namespace) -> int:
 def cancel(api: ImageApi, args: argparse.Namespace) -> int:
     job = api.cancel(args.job_id)
     _emit(args, job, _line(job))
+    if job["status"] != "canceled":  # DELETE answers an ended job as it is
+        print(f"zimage: {job['id']} had already ended ({job['status']}); nothing was canceled", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -133,14 +137,28 @@ def _emit_error(args: argparse.Namespace, message: str, body: object) -> None:
     print(f"zimage: {message}", file=sys.stderr)
 
 
-def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", default=os.environ.get("ZIMAGE_URL") or LOCAL_URL, help="the API's base URL")
-    common.add_argument("--api-key", default=os.environ.get("ZIMAGE_API_KEY") or LOCAL_KEY, help="x-api-key")
-    common.add_argument("--json", action="store_true", help="print JSON for scripts")
+def _options(*, defaults: bool) -> argparse.ArgumentParser:
+    """The options every command takes. They are accepted before the command too; there they
+    carry the defaults, and after it they only override (SUPPRESS keeps a sub-command from
+    resetting what was given before it)."""
+    options = argparse.ArgumentParser(add_help=False)
 
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    options.add_argument("--url", default=default(os.environ.get("ZIMAGE_URL") or LOCAL_URL), help="the API's URL")
+    options.add_argument("--api-key", default=default(os.environ.get("ZIMAGE_API_KEY") or LOCAL_KEY), help="x-api-key")
+    options.add_argument("--json", action="store_true", default=default(False), help="print JSON for scripts")
+    return options
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _options(defaults=False)
     parser = argparse.ArgumentParser(
-        prog="zimage", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="zimage",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_options(defaults=True)],
     )
     commands = parser.add_subparsers(dest="command", required=True)
 

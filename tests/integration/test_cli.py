@@ -77,3 +77,20 @@ def test_an_unreachable_service_exits_2(capsys):
 
     assert code == 2
     assert "could not reach" in capsys.readouterr().err
+
+
+def test_the_connection_options_may_come_before_the_command(stack, emulator, capsys):
+    code = zimage(["--url", stack.api_url, "--api-key", DEV_API_KEY, "--json", "list", "--limit", "1"])
+
+    assert code == 0
+    assert "items" in json.loads(capsys.readouterr().out)
+
+
+def test_cancelling_a_job_that_already_ended_says_so_and_exits_1(stack, emulator, capsys):
+    _, out, _ = run(stack, capsys, "generate", "a quick fox", "--json", "-o", "/dev/null")
+    job_id = json.loads(out)["id"]
+
+    code, out, err = run(stack, capsys, "cancel", job_id)
+
+    assert code == 1
+    assert "had already ended (succeeded); nothing was canceled" in err
