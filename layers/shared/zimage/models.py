@@ -166,7 +166,7 @@ class Job:
         if self.progress is not None and not self.is_terminal:
             view["progress"] = self.progress
         if self.eta_seconds is not None and not self.is_terminal:
-            view["eta_seconds"] = self.eta_seconds
+            view["eta_seconds"] = _counted_down(self.eta_seconds, since=self.updated_at)
         if self.status == SUCCEEDED and self.image:
             view["image"] = {"url": image_url, "expires_at": url_expires_at} if image_url else {}
             view["image"].update(
@@ -192,6 +192,13 @@ class Job:
         if self.status == SUCCEEDED and self.image:
             detail["bucket"], detail["key"] = self.image.bucket, self.image.key
         return detail
+
+
+def _counted_down(eta_seconds: int, *, since: str) -> int:
+    """The upstream's eta was true when the poll step recorded it; a reader between two polls
+    sees it count down instead of standing still."""
+    elapsed = time.time() - datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp()
+    return max(0, round(eta_seconds - max(0.0, elapsed)))
 
 
 def _plain(value: Any) -> Any:

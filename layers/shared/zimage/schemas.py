@@ -44,7 +44,9 @@ class JobView(BaseModel):
     updated_at: str
     completed_at: str | None = Field(default=None, description="When the job ended.")
     progress: int | None = Field(default=None, ge=0, le=100, description="While running, when known.")
-    eta_seconds: int | None = Field(default=None, ge=0, description="While running, when known.")
+    eta_seconds: int | None = Field(
+        default=None, ge=0, description="While running, when known: the upstream's eta, counted down since it was read."
+    )
     image: ImageView | None = Field(default=None, description="Only when succeeded.")
     error: JobErrorView | None = Field(default=None, description="Only when failed.")
     webhook: WebhookView | None = Field(default=None, description="Only when a webhook_url was given.")
