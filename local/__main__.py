@@ -71,6 +71,8 @@ def serve(port: int, api_key: str) -> int:
     )
     stack.start()
     hint = "" if upstream else "             set NOVITA_BASE_URL and NOVITA_API_KEY to use another upstream\n"
+    signing_secret = stack.client("secretsmanager").get_secret_value(SecretId=os.environ["WEBHOOK_SECRET_ARN"])
+    demo_port = "" if port == 3000 else f" PORT={port}"
     print(
         f"""
 zimage local stack is up.
@@ -84,7 +86,11 @@ Try it:
   curl -s -X POST {stack.api_url}/v1/images -H 'x-api-key: {api_key}' \\
        -H 'Content-Type: application/json' -d '{{"prompt": "a red fox in snow", "size": "1024*768"}}'
   curl -s {stack.api_url}/v1/images/<id> -H 'x-api-key: {api_key}'
-  make demo PROMPT="a lighthouse at dusk"
+  ZIMAGE_URL={stack.api_url} ZIMAGE_API_KEY={api_key} .venv/bin/zimage generate "a lighthouse at dusk" -o out/
+  make demo PROMPT="a lighthouse at dusk"{demo_port}
+
+Webhooks: "webhook_url" may point at a receiver on 127.0.0.1 here; deliveries are signed
+  with the secret {signing_secret["SecretString"]}
 
 Ctrl-C stops it.
 """,

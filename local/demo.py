@@ -30,6 +30,10 @@ def run_demo(*, url: str, api_key: str, prompt: str, size: str, seed: int, out: 
             print(f"no stack at {url}; starting one in this process")
             stack = LocalStack(api_port=0, api_keys={api_key: "demo-key"}, parameters={"LogLevel": "WARNING"})
             cleanup.enter_context(stack)
+            cleanup.callback(
+                print,
+                "(the stack made for this demo stops with it, and the URL above with it; make run keeps one serving)",
+            )
             url = stack.api_url
         print(f"$ zimage generate {prompt!r} --size {size} --seed {seed} --url {url}")
         return zimage(

@@ -157,7 +157,9 @@ def refuse_unreadable_body(event: dict) -> dict | None:
 
 
 def _raw(exc: errors.ServiceError) -> dict:
-    return {"statusCode": exc.status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(exc.body())}
+    # Compact, like the resolver's own answers, so every error reads the same.
+    body = json.dumps(exc.body(), separators=(",", ":"))
+    return {"statusCode": exc.status, "headers": {"Content-Type": "application/json"}, "body": body}
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
