@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import math
 import time
+from datetime import UTC, datetime
 
 import boto3
 import pytest
@@ -357,3 +358,14 @@ def test_a_cancel_made_while_the_step_polls_fast_ends_the_turn_as_canceled(job, 
 
     assert answer["status"] == "canceled"
     assert jobs.get(job.job_id).status == "canceled"
+
+
+def test_the_eta_is_dated_from_the_upstreams_answer(job, jobs, images, clock):
+    slow = SlowTable(jobs, clock, seconds=1.2)
+    answered = clock.now
+
+    step(job, slow, images, ScriptedNovita(running(eta=20, progress=10)), clock)
+
+    stored = jobs.get(job.job_id)
+    assert stored.eta_at == iso(datetime.fromtimestamp(answered, UTC))
+    assert stored.updated_at != stored.eta_at

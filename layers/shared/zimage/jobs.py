@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -51,16 +52,24 @@ class JobStore:
         self._table.delete_item(Key={"job_id": job_id})
 
     def record_progress(
-        self, job_id: str, *, processing: bool, progress: int | None, eta_seconds: int | None
+        self,
+        job_id: str,
+        *,
+        processing: bool,
+        progress: int | None,
+        eta_seconds: int | None,
+        said_at: datetime | None = None,
     ) -> Job | None:
-        """Note what the upstream said about a running task. Returns the job as it now is, or
-        None if it does not exist."""
+        """Note what the upstream said about a running task (at `said_at`, by default now).
+        Returns the job as it now is, or None if it does not exist."""
+        now = utc_now()
         sets = ["updated_at = :now"]
-        values: dict[str, Any] = {":now": iso(utc_now())}
+        values: dict[str, Any] = {":now": iso(now)}
         if processing:
             sets.append("#status = :new_status")
             values[":new_status"] = PROCESSING
-        for name, value in (("progress", progress), ("eta_seconds", eta_seconds)):
+        said = iso(said_at or now) if eta_seconds is not None else None
+        for name, value in (("progress", progress), ("eta_seconds", eta_seconds), ("eta_at", said)):
             if value is not None:
                 sets.append(f"{name} = :{name}")
                 values[f":{name}"] = value
@@ -73,7 +82,7 @@ class JobStore:
         if seed is not None:
             sets += ", seed = :seed"
             values[":seed"] = seed
-        return self._update_active(job_id, sets + " REMOVE progress, eta_seconds, active_shard", values)
+        return self._update_active(job_id, sets + " REMOVE progress, eta_seconds, eta_at, active_shard", values)
 
     def record_failure(self, job_id: str, *, code: str, message: str) -> Job | None:
         return self.end_as_failed(job_id, code=code, message=message)[0]
@@ -84,7 +93,7 @@ class JobStore:
         return self._update_if_active(
             job_id,
             "SET #status = :failed, #error = :error, completed_at = :now, updated_at = :now "
-            "REMOVE progress, eta_seconds, active_shard",
+            "REMOVE progress, eta_seconds, eta_at, active_shard",
             {":failed": FAILED, ":error": asdict(JobError(code=code, message=message)), ":now": now},
             extra_names={"#error": "error"},
         )
@@ -95,7 +104,7 @@ class JobStore:
         return self._update_if_active(
             job_id,
             "SET #status = :canceled, completed_at = :now, updated_at = :now "
-            "REMOVE progress, eta_seconds, active_shard",
+            "REMOVE progress, eta_seconds, eta_at, active_shard",
             {":canceled": CANCELED, ":now": now},
         )
 

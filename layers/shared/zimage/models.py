@@ -117,6 +117,7 @@ class Job:
     completed_at: str | None = None
     progress: int | None = None
     eta_seconds: int | None = None
+    eta_at: str | None = None  # when the upstream said eta_seconds
     image: StoredImage | None = None
     error: JobError | None = None
     webhook: WebhookState | None = None
@@ -166,7 +167,7 @@ class Job:
         if self.progress is not None and not self.is_terminal:
             view["progress"] = self.progress
         if self.eta_seconds is not None and not self.is_terminal:
-            view["eta_seconds"] = _counted_down(self.eta_seconds, since=self.updated_at)
+            view["eta_seconds"] = _counted_down(self.eta_seconds, since=self.eta_at or self.updated_at)
         if self.status == SUCCEEDED and self.image:
             view["image"] = {"url": image_url, "expires_at": url_expires_at} if image_url else {}
             view["image"].update(
@@ -195,8 +196,8 @@ class Job:
 
 
 def _counted_down(eta_seconds: int, *, since: str) -> int:
-    """The upstream's eta was true when the poll step recorded it; a reader between two polls
-    sees it count down instead of standing still."""
+    """The upstream's eta was true when the upstream said it; a reader between two polls sees it
+    count down instead of standing still."""
     elapsed = time.time() - datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp()
     return max(0, round(eta_seconds - max(0.0, elapsed)))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -112,7 +113,7 @@ def poll_task(state: dict, deps: PollDependencies) -> dict:
             # Shown to clients at once, not only when this turn ends.
             started_processing = True
             recorded = _progress_of(result)
-            job = deps.jobs.record_progress(job_id, **recorded)
+            job = deps.jobs.record_progress(job_id, **recorded, said_at=_moment(answered_at))
             recorded_at = deps.clock()
             if job is None or job.is_terminal:
                 return answer_for(state, job)
@@ -135,7 +136,7 @@ def poll_task(state: dict, deps: PollDependencies) -> dict:
         and now - recorded_at < deps.policy.fast_poll_interval_seconds
     )
     if result is not None and not repeat:
-        job = deps.jobs.record_progress(job_id, **_progress_of(result))
+        job = deps.jobs.record_progress(job_id, **_progress_of(result), said_at=_moment(answered_at))
         if job is None or job.is_terminal:
             return answer_for(state, job)
 
@@ -196,6 +197,10 @@ def _progress_of(result: TaskResult) -> dict:
         "progress": _whole(result.progress_percent),
         "eta_seconds": _whole(result.eta_seconds),
     }
+
+
+def _moment(epoch_seconds: float) -> datetime:
+    return datetime.fromtimestamp(epoch_seconds, UTC)
 
 
 def _whole(value: float | None) -> int | None:
