@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 import threading
-from pathlib import Path
 
 from local.stack import DEV_API_KEY, LocalStack
 
@@ -26,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--prompt", default=os.environ.get("PROMPT") or "a red fox in snow, watercolor")
     demo.add_argument("--size", default=os.environ.get("SIZE") or "1024*768")
     demo.add_argument("--seed", type=int, default=int(os.environ.get("SEED") or 7))
-    demo.add_argument("--out", type=Path, default=Path(os.environ["OUT"]) if os.environ.get("OUT") else None)
+    # A string, not a Path: a trailing slash ("pics/") names a folder, and Path would drop it.
+    demo.add_argument("--out", default=os.environ.get("OUT") or "out/", help="file or folder/ (default out/)")
     demo.add_argument("--timeout", type=float, default=120)
     args = parser.parse_args(argv)
 
@@ -72,7 +72,7 @@ def serve(port: int, api_key: str) -> int:
     stack.start()
     hint = "" if upstream else "             set NOVITA_BASE_URL and NOVITA_API_KEY to use another upstream\n"
     signing_secret = stack.client("secretsmanager").get_secret_value(SecretId=os.environ["WEBHOOK_SECRET_ARN"])
-    demo_port = "" if port == 3000 else f" PORT={port}"
+    demo_port = ("" if port == 3000 else f" PORT={port}") + ("" if api_key == DEV_API_KEY else f" API_KEY={api_key}")
     print(
         f"""
 zimage local stack is up.

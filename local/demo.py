@@ -8,7 +8,6 @@ presigned URL, save (default out/<job id>.<ext>). Exits non-zero when the job fa
 from __future__ import annotations
 
 from contextlib import ExitStack
-from pathlib import Path
 
 import urllib3
 from zimage_cli.__main__ import main as zimage
@@ -24,7 +23,7 @@ def stack_is_serving(url: str) -> bool:
     return True
 
 
-def run_demo(*, url: str, api_key: str, prompt: str, size: str, seed: int, out: Path | None, timeout: float) -> int:
+def run_demo(*, url: str, api_key: str, prompt: str, size: str, seed: int, out: str, timeout: float) -> int:
     with ExitStack() as cleanup:
         if not stack_is_serving(url):
             print(f"no stack at {url}; starting one in this process")
@@ -51,6 +50,6 @@ def run_demo(*, url: str, api_key: str, prompt: str, size: str, seed: int, out: 
                 "--api-key",
                 api_key,
                 "-o",
-                str(out) if out else "out/",
+                out,
             ]
         )
