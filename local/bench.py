@@ -487,7 +487,8 @@ def render(r: dict) -> str:
         "",
         f"Measured by `make bench` on {r['measured_on']} on this 2-core machine, against the local stack and",
         "the Novita emulator; each upstream task takes a time drawn uniformly from "
-        f"{r['generation_seconds']['min']:.0f} to {r['generation_seconds']['max']:.0f} s. "
+        f"{r['generation_seconds']['min']:.0f} to {r['generation_seconds']['max']:.0f} s, the same for the same",
+        "prompt and seed, so both policies run the same tasks and every run the same draws.",
         "The raw figures are in `bench/results.json`.",
         "",
         f"Two policies run in the same run, {r['jobs'] // 2} jobs each arriving one every "

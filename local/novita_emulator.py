@@ -188,7 +188,9 @@ class NovitaEmulator:
             base64_output=bool(body.get("enable_base64_output", False)),
             created=time.monotonic(),
             settings=self.settings,
-            run_seconds=random.uniform(*self.settings.run_seconds_range)
+            # Drawn from the prompt and seed, like the image: the same request takes the same
+            # time, so runs (and the bench's two policies) are compared on the same tasks.
+            run_seconds=random.Random(f"{seed}:{prompt}").uniform(*self.settings.run_seconds_range)
             if self.settings.run_seconds_range
             else self.settings.run_seconds,
             created_wall=time.time(),
