@@ -21,4 +21,4 @@ def test_the_results_hold_every_figure_the_targets_are_judged_on():
     functions = {"api", "poll", "record_failure", "sweeper", "webhook_sender"}
     assert set(results["cold_import_ratio"]) == functions
     assert set(results["package_mb"]) >= functions
-    assert set(results["concurrent_jobs"]) == {"submitted", "succeeded", "lost"}
+    assert set(results["concurrent_jobs"]) >= {"submitted", "succeeded", "lost"}
