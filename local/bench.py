@@ -22,7 +22,8 @@ import time
 import zipfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime
+from datetime import date
+from functools import cache
 from io import BytesIO
 from pathlib import Path
 
@@ -98,6 +99,7 @@ def run(
     the HTTP API, unless they ask the upstream for base64 output (a deployment setting, so the
     bench hands those to the service's workflow with the same submit code)."""
     from zimage.jobs import JobStore
+    from zimage.models import epoch_seconds
     from zimage.runtime import shared_runtime
     from zimage.submit import submit_job
 
@@ -146,8 +148,7 @@ def run(
     events = 0
     for job_id in ids:
         job = harness.get(job_id)
-        ended = datetime.fromisoformat(job.completed_at.replace("Z", "+00:00")).timestamp()
-        overheads.append(ended - stack.emulator.finished_at(job.task_id))
+        overheads.append(epoch_seconds(job.completed_at) - stack.emulator.finished_at(job.task_id))
         arn = stack.execution_arn(job_id, baseline_arn if policy == "baseline" else None)
         history = stack.client("stepfunctions").get_execution_history(executionArn=arn, maxResults=1000)["events"]
         described = stack.client("stepfunctions").describe_execution(executionArn=arn)
@@ -223,6 +224,7 @@ FLOORS = {
 COLD_IMPORT_RUNS = 15
 
 
+@cache  # read once per function, not once per measured run
 def _literal_environment(folder: Path) -> dict[str, str]:
     """The variables template.yaml gives the function in `folder` as plain values (those made by
     intrinsic functions name resources, which imports never read)."""

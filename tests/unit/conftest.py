@@ -4,6 +4,8 @@ the test schema cannot drift from the deployed one."""
 from __future__ import annotations
 
 import io
+import time
+from datetime import datetime
 
 import boto3
 import pytest
@@ -12,9 +14,29 @@ from PIL import Image
 
 from local.template import Resolver, load_template
 from zimage.jobs import JobStore
+from zimage.models import Job, iso, new_job_id, utc_now
 from zimage.storage import ImageStore
 
 BUCKET = "unit-images"
+
+
+def a_job(*, at: datetime | None = None, **changes) -> Job:
+    """A queued job made `at` (default now), with any field changed."""
+    made = iso(at or utc_now())
+    job = Job(
+        job_id=new_job_id(),
+        owner="key-1",
+        status="queued",
+        prompt="a fox",
+        size="320*256",
+        seed=-1,
+        task_id="t-1",
+        created_at=made,
+        updated_at=made,
+        deadline_at=made,
+        expires_at=int(time.time()) + 3600,
+    )
+    return job.with_changes(**changes)
 
 
 @pytest.fixture

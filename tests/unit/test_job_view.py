@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 from zimage.models import Job, iso, utc_now
 
+from .conftest import a_job
+
 
 def running_job(*, eta_seconds: int, recorded_seconds_ago: float, **changes) -> Job:
     recorded = utc_now() - timedelta(seconds=recorded_seconds_ago)
-    job = Job(
-        job_id="img_01JD0000000000000000000000",
-        owner="key-1",
-        status="processing",
-        prompt="a fox",
-        size="512*512",
-        seed=-1,
-        task_id="t-1",
-        created_at=iso(recorded),
-        updated_at=iso(recorded),
-        deadline_at=iso(recorded + timedelta(minutes=4)),
-        expires_at=int(time.time()) + 3600,
-        progress=40,
-        eta_seconds=eta_seconds,
-    )
-    return job.with_changes(**changes)
+    return a_job(at=recorded, status="processing", progress=40, eta_seconds=eta_seconds, **changes)
 
 
 def test_the_eta_counts_down_between_polls():

@@ -12,12 +12,12 @@ import boto3
 import pytest
 
 from zimage import errors
-from zimage.models import Job, active_shard_for, iso, new_job_id, utc_now
+from zimage.models import Job, active_shard_for, iso, new_job_id
 from zimage.novita import TaskResult, TaskStatus, UpstreamImage
 from zimage.polling import PollPolicy
 from zimage.worker import ImageUnavailable, PollDependencies, poll_task
 
-from .conftest import BUCKET, picture
+from .conftest import BUCKET, a_job, picture
 
 SIZE = "320*256"
 
@@ -68,20 +68,7 @@ def done(location: str = "https://cdn.example/img.jpeg", seed: int | None = 99) 
 
 @pytest.fixture
 def job(jobs) -> Job:
-    now = utc_now()
-    record = Job(
-        job_id=new_job_id(),
-        owner="key-1",
-        status="queued",
-        prompt="a fox",
-        size=SIZE,
-        seed=-1,
-        task_id="t-1",
-        created_at=iso(now),
-        updated_at=iso(now),
-        deadline_at=iso(now),
-        expires_at=int(time.time()) + 3600,
-    )
+    record = a_job(size=SIZE)
     jobs.create(record)
     return record
 

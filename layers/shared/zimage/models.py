@@ -46,6 +46,11 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def epoch_seconds(stamp: str) -> float:
+    """The moment an `iso()` string names, as time.time() counts it (3.11 reads no trailing Z)."""
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -198,7 +203,7 @@ class Job:
 def _counted_down(eta_seconds: int, *, since: str) -> int:
     """The upstream's eta was true when the upstream said it; a reader between two polls sees it
     count down instead of standing still."""
-    elapsed = time.time() - datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp()
+    elapsed = time.time() - epoch_seconds(since)
     return max(0, round(eta_seconds - max(0.0, elapsed)))
 
 

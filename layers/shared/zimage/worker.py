@@ -80,12 +80,12 @@ def poll_task(state: dict, deps: PollDependencies) -> dict:
     started = answered_at = deps.clock()
     result: TaskResult | None = None
     started_processing = state.get("seen_processing", False)
-    recorded, recorded_at = None, 0.0  # the progress this turn last wrote, and when
+    answers = written = 0  # the upstream's answers this turn, and which of them is in the table
 
     while True:
         try:
             result = deps.novita.get_task_result(task_id)
-            answered_at = deps.clock()
+            answered_at, answers = deps.clock(), answers + 1
             upstream_errors = 0
         except errors.UpstreamRejected as exc:
             # 4xx on a task we started: TASK_NOT_FOUND or our key was revoked. Asking again
@@ -112,9 +112,8 @@ def poll_task(state: dict, deps: PollDependencies) -> dict:
         if result.status is TaskStatus.PROCESSING and not started_processing:
             # Shown to clients at once, not only when this turn ends.
             started_processing = True
-            recorded = _progress_of(result)
-            job = deps.jobs.record_progress(job_id, **recorded, said_at=_moment(answered_at))
-            recorded_at = deps.clock()
+            written = answers
+            job = deps.jobs.record_progress(job_id, **_progress_of(result), said_at=_moment(answered_at))
             if job is None or job.is_terminal:
                 return answer_for(state, job)
         remaining = expected_remaining_seconds(result.eta_seconds, result.progress_percent, 0)
@@ -128,14 +127,9 @@ def poll_task(state: dict, deps: PollDependencies) -> dict:
     if now >= deadline:
         return _failed(state, deps, "timeout", "the image was not ready before the job's deadline")
 
-    # Each turn ends with a write, which also notices a cancel; the same progress written moments
-    # ago (the turn saw the task start and had nothing to poll fast for) is not written twice.
-    repeat = (
-        result is not None
-        and recorded == _progress_of(result)
-        and now - recorded_at < deps.policy.fast_poll_interval_seconds
-    )
-    if result is not None and not repeat:
+    # Each turn ends with a write of its last answer, which also notices a cancel, unless that
+    # answer is the one already written (the task started and there was nothing to poll fast for).
+    if result is not None and answers != written:
         job = deps.jobs.record_progress(job_id, **_progress_of(result), said_at=_moment(answered_at))
         if job is None or job.is_terminal:
             return answer_for(state, job)
