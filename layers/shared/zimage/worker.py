@@ -16,7 +16,6 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from zimage import errors
-from zimage.images import decode_base64_image, inspect_image, is_url
 from zimage.jobs import JobStore
 from zimage.models import SUCCEEDED, parse_size
 from zimage.novita import NovitaClient, TaskResult, TaskStatus
@@ -152,6 +151,10 @@ def _store_image(state: dict, deps: PollDependencies, result: TaskResult) -> dic
     job_id = state["job_id"]
     if not result.images:
         return _failed(state, deps, "upstream_no_image", "the image model reported success but sent no image")
+    # Only the turn that stores needs the image checks: the turns that find the task pending, most
+    # of them and the first after every cold start, never import them.
+    from zimage.images import decode_base64_image, inspect_image, is_url
+
     location = result.images[0].location
     try:
         if is_url(location):
