@@ -162,7 +162,8 @@ def _raw(exc: errors.ServiceError) -> dict:
     return {"statusCode": exc.status, "headers": {"Content-Type": "application/json"}, "body": body}
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+# clear_state: keys a request added (its job id) never carry over to the next one.
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:

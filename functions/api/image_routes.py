@@ -93,7 +93,7 @@ def create_image(
     key = api_inputs.idempotency_key(idempotency_key)
     submission = {"owner": owner, "idempotency_key": key, "request": request.model_dump()}
     job_id = (idempotent_start_job() if key else start_job)(submission=submission)["job_id"]
-    logger.append_keys(job_id=job_id)
+    correlate(job_id)
     metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=1)
     job = find_job(job_id)
     headers = {"Location": f"/v1/images/{job_id}"}
@@ -139,7 +139,7 @@ def get_image(
     ] = None,
 ) -> Response[dict]:
     job = find_job(job_id)
-    logger.append_keys(job_id=job.job_id)
+    correlate(job.job_id)
     return _respond_after_wait(job, prefer, {}, accepted=200)
 
 
@@ -150,7 +150,7 @@ def get_image(
 )
 def cancel_image(job_id: Annotated[str, Path(description="The job's id, `img_...`.")]) -> Response[dict]:
     job = find_job(job_id)
-    logger.append_keys(job_id=job.job_id)
+    correlate(job.job_id)
     if not job.is_terminal:
         canceled, changed = runtime.jobs.cancel(job.job_id)
         if changed and canceled is not None:
@@ -188,6 +188,12 @@ def list_images(
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def correlate(job_id: str) -> None:
+    """From here on the request's log lines carry its job's id, as the workflow's do."""
+    logger.set_correlation_id(job_id)
+    logger.append_keys(job_id=job_id)
 
 
 def caller_key_id() -> str:

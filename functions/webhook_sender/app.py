@@ -28,8 +28,10 @@ def deliver_record(record: dict) -> None:
             QueueUrl=QUEUE_URL, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=seconds
         )
 
+    event = json.loads(record["body"])
+    logger.set_correlation_id(event["detail"]["id"])  # the job's id, as in the workflow's lines
     outcome = deliver_completion(
-        json.loads(record["body"]),
+        event,
         attempt=int(record["attributes"]["ApproximateReceiveCount"]),
         runtime=runtime,
         delay_retry=delay_retry,
@@ -37,7 +39,7 @@ def deliver_record(record: dict) -> None:
     metrics.add_metric(name=f"Webhooks{outcome.title().replace(' ', '')}", unit=MetricUnit.Count, value=1)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:

@@ -99,12 +99,14 @@ def submit_job(
             input=json.dumps(workflow_input(job, deadline.timestamp())),
         )
     except Exception:
-        logger.exception("job could not be started; record removed", extra={"orphaned_task_id": task_id})
+        logger.exception(
+            "job could not be started; record removed", extra={"job_id": job_id, "orphaned_task_id": task_id}
+        )
         _forget(jobs, job_id)
         raise errors.WorkflowUnavailable(
             "the service could not start the job; nothing was created, please retry"
         ) from None
-    logger.info("job started", extra={"task_id": task_id})
+    logger.info("job started", extra={"job_id": job_id, "task_id": task_id})
     return job
 
 
