@@ -46,3 +46,14 @@ def test_the_poll_and_failure_events_run(stack, emulator):
     assert json.loads(poll)["error"]["code"] == "job_missing"
     assert failure_error is None
     assert json.loads(failure)["error"]["code"] == "job_missing"
+
+
+def test_the_sweeper_and_webhook_sender_events_run(stack, emulator):
+    swept, sweep_error = stack.invoke("SweepFunction", json.dumps(load_event("sweeper_schedule.json")))
+    sent, send_error = stack.invoke("WebhookSenderFunction", json.dumps(load_event("webhook_sender_completion.json")))
+
+    assert sweep_error is None
+    assert json.loads(swept)["settled"] >= 0
+    # The sample job exists nowhere, so there is nothing to deliver and nothing to retry.
+    assert send_error is None
+    assert json.loads(sent) == {"batchItemFailures": []}
