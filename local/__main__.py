@@ -71,6 +71,8 @@ def serve(port: int, api_key: str) -> int:
     )
     stack.start()
     hint = "" if upstream else "             set NOVITA_BASE_URL and NOVITA_API_KEY to use another upstream\n"
+    if not upstream and os.environ.get("NOVITA_API_KEY"):
+        hint += "             NOVITA_API_KEY is ignored without NOVITA_BASE_URL: the emulator checks its own key\n"
     signing_secret = stack.client("secretsmanager").get_secret_value(SecretId=os.environ["WEBHOOK_SECRET_ARN"])
     demo_port = ("" if port == 3000 else f" PORT={port}") + ("" if api_key == DEV_API_KEY else f" API_KEY={api_key}")
     print(

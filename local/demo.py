@@ -7,6 +7,7 @@ presigned URL, save (default out/<job id>.<ext>). Exits non-zero when the job fa
 
 from __future__ import annotations
 
+import os
 from contextlib import ExitStack
 
 import urllib3
@@ -27,7 +28,13 @@ def run_demo(*, url: str, api_key: str, prompt: str, size: str, seed: int, out: 
     with ExitStack() as cleanup:
         if not stack_is_serving(url):
             print(f"no stack at {url}; starting one in this process")
-            stack = LocalStack(api_port=0, api_keys={api_key: "demo-key"}, parameters={"LogLevel": "WARNING"})
+            stack = LocalStack(
+                api_port=0,
+                api_keys={api_key: "demo-key"},
+                parameters={"LogLevel": "WARNING"},
+                novita_base_url=os.environ.get("NOVITA_BASE_URL"),
+                novita_api_key=os.environ.get("NOVITA_API_KEY"),
+            )
             cleanup.enter_context(stack)
             cleanup.callback(
                 print,

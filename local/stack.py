@@ -264,7 +264,11 @@ class LocalStack:
         resolver.refs["ImagesBucket"] = self.bucket
         resolver.attributes[("ImagesBucket", "Arn")] = f"arn:aws:s3:::{self.bucket}"
 
-        key = self._novita_api_key or os.environ.get("NOVITA_API_KEY") or EmulatorSettings().api_key
+        # The emulator checks its own key; NOVITA_API_KEY is for the upstream NOVITA_BASE_URL names.
+        if self.emulator:
+            key = self.emulator.settings.api_key
+        else:
+            key = self._novita_api_key or os.environ.get("NOVITA_API_KEY") or EmulatorSettings().api_key
         name = resolver.parameters["NovitaApiKeyName"]
         if resolver.condition("KeyInSecretsManager"):
             self.client("secretsmanager").create_secret(Name=name, SecretString=key)
