@@ -48,6 +48,7 @@ def generate(api: ImageApi, args: argparse.Namespace) -> int:
     # A key of our own makes the submit safe to repeat: a retry never starts a second paid job.
     key = args.idempotency_key or f"cli-{uuid.uuid4()}"
     job = api.submit(args.prompt, size=args.size, seed=args.seed, idempotency_key=key)
+    accepted = time.monotonic()
     if args.no_wait:
         _emit(args, job, f"{job['id']} {job['status']}")
         return 0
@@ -70,6 +71,7 @@ def generate(api: ImageApi, args: argparse.Namespace) -> int:
                 print(f"{update['status']} {progress}%{eta}", file=sys.stderr)
 
         job = api.follow(job["id"], timeout=args.timeout, on_change=show)
+    ended = time.monotonic()
     if job["status"] != "succeeded":
         error = job.get("error") or {}
         reason = (
@@ -87,12 +89,25 @@ def generate(api: ImageApi, args: argparse.Namespace) -> int:
         path = path / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(api.download(image["url"]))
-    elapsed = time.monotonic() - started
+    finished = time.monotonic()
+    timings = {
+        "accepted": accepted - started,  # the POST's answer
+        "generated": ended - accepted,  # until GET showed it succeeded
+        "downloaded": finished - ended,  # the image through its presigned URL
+        "total": finished - started,
+    }
     _emit(
         args,
-        {**job, "saved_to": str(path), "elapsed_seconds": round(elapsed, 3)},
+        {
+            **job,
+            "saved_to": str(path),
+            "elapsed_seconds": round(timings["total"], 3),
+            "timings_seconds": {name: round(value, 3) for name, value in timings.items()},
+        },
         f"saved {path} ({image['width']}x{image['height']} {image['content_type']}, {image['bytes']} bytes) "
-        f"in {elapsed:.2f}s\nurl {image['url']}",
+        f"in {timings['total']:.2f}s\nurl {image['url']}\n"
+        + "timings: "
+        + ", ".join(f"{name} {value:.2f}s" for name, value in timings.items()),
     )
     return 0
 
