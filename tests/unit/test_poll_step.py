@@ -239,9 +239,10 @@ def test_a_canceled_job_is_never_revived(job, jobs, images, clock):
     pending = step(job, jobs, images, ScriptedNovita(running(eta=20)), clock)
     finished = step(job, jobs, images, ScriptedNovita(done()), clock)
 
-    # THEN the job stays canceled and the workflow is told so
+    # THEN the job stays canceled, the workflow is told so, and no image copy is left behind
     assert pending["status"] == finished["status"] == "canceled"
     assert jobs.get(job.job_id).status == "canceled"
+    assert boto3.client("s3").list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
 
 
 def test_an_image_link_that_refuses_raises_for_the_workflow_to_retry(job, jobs, images, clock):

@@ -43,6 +43,9 @@ class ImageStore:
             sha256=facts.sha256,
         )
 
+    def delete(self, key: str) -> None:
+        self._s3.delete_object(Bucket=self._bucket, Key=key)
+
     def presign(self, key: str, lifetime_seconds: int) -> tuple[str, str]:
         """A GET URL for the object and the moment it stops working."""
         url = self._s3.generate_presigned_url(

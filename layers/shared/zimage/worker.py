@@ -170,6 +170,10 @@ def _store_image(state: dict, deps: PollDependencies, result: TaskResult) -> dic
     stored = deps.images.put(job_id, data, facts)
     job = deps.jobs.record_success(job_id, image=stored, seed=result.seed)
     if job is None or job.status != SUCCEEDED or job.image is None:
+        # The job ended meanwhile (a cancel, most likely): no record points at this copy, so it
+        # goes rather than wait for the bucket's expiry. Written first all the same, because a
+        # job recorded as succeeded must never point at a missing object.
+        deps.images.delete(stored.key)
         return answer_for(state, job)
     # job.image, not `stored`: after a retry the table's record is the one clients see.
     url, expires_at = deps.images.presign(job.image.key, deps.presigned_url_seconds)
