@@ -47,7 +47,10 @@ SHARED_CODE = ROOT / "layers" / "shared"
 
 # Template parameters the local stack runs with unless told otherwise: the defaults, except
 # where a laptop wants shorter.
-LOCAL_PARAMETERS: dict[str, Any] = {"Stage": "dev", "LogLevel": "INFO", "AllowLoopbackWebhooks": "true"}
+LOCAL_PARAMETERS: dict[str, Any] = {"Stage": "dev", "LogLevel": "INFO"}
+# Settings the template cannot turn on, so that no deployment can: webhooks to loopback receivers,
+# which local development and the tests use.
+LOCAL_ONLY_ENVIRONMENT = {"ALLOW_LOOPBACK_WEBHOOKS": "true"}
 
 
 def free_port() -> int:
@@ -404,7 +407,7 @@ class LocalStack:
                 if name in merged and merged[name] != str(value):
                     raise ValueError(f"{logical} sets {name} differently from another function")
                 merged[name] = str(value)
-        self._set_env(merged)
+        self._set_env({**merged, **LOCAL_ONLY_ENVIRONMENT})
 
     def _load_handlers(self, template: dict) -> None:
         if str(SHARED_CODE) not in sys.path:

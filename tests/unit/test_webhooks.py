@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks import Webhook
 
+from local.template import load_template
 from zimage.errors import InvalidRequest
+from zimage.settings import Settings
 from zimage.webhooks import (
     DeliveryFailed,
     check_webhook_url,
@@ -43,6 +45,11 @@ def resolving_to(*addresses: str):
         ("::ffff:127.0.0.1", "loopback"),
         ("::ffff:10.0.0.1", "private"),
         ("192.0.2.10", "private"),
+        ("192.0.0.192", "special-purpose"),
+        ("2002:a9fe:a9fe::1", "link-local"),  # 6to4 around 169.254.169.254
+        ("64:ff9b::a9fe:a9fe", "link-local"),  # NAT64 around it
+        ("2001:0:4136:e378:8000:63bf:5601:fefe", "link-local"),  # Teredo, client 169.254.1.1
+        ("::ffff:169.254.169.254", "link-local"),
     ],
 )
 def test_every_non_public_address_class_is_refused(address, reason):
@@ -143,3 +150,23 @@ def test_ipv4_addresses_come_first(monkeypatch):
     monkeypatch.setattr(webhooks.socket, "getaddrinfo", lambda *args, **kwargs: answers)
 
     assert webhooks.resolve_host("dual.example", 443) == ["52.1.2.3", "2600:1f18::1"]
+
+
+@pytest.mark.parametrize(("on_lambda", "allowed"), [(False, True), (True, False)])
+def test_loopback_receivers_are_allowed_off_lambda_only(monkeypatch, on_lambda, allowed):
+    # There 127.0.0.1 is the function's own runtime API; no setting may open it.
+    monkeypatch.setenv("ALLOW_LOOPBACK_WEBHOOKS", "true")
+    if on_lambda:
+        monkeypatch.setenv("AWS_EXECUTION_ENV", "AWS_Lambda_python3.13")
+    else:
+        monkeypatch.delenv("AWS_EXECUTION_ENV", raising=False)
+
+    assert Settings.from_env().allow_loopback_webhooks is allowed
+
+
+def test_no_deployment_can_allow_loopback_receivers():
+    template = load_template()
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+
+    assert "ALLOW_LOOPBACK_WEBHOOKS" not in variables
+    assert not [name for name in template["Parameters"] if "loopback" in name.lower()]

@@ -72,7 +72,10 @@ class Settings:
             upstream_read_timeout_seconds=_float("UPSTREAM_READ_TIMEOUT_SECONDS", 10.0),
             base64_output=env.get("NOVITA_BASE64_OUTPUT", "false").lower() == "true",
             event_bus_name=env.get("EVENT_BUS_NAME", "default"),
-            allow_loopback_webhooks=env.get("ALLOW_LOOPBACK_WEBHOOKS", "false").lower() == "true",
+            # Loopback receivers are for the local stack alone: Lambda sets AWS_EXECUTION_ENV, and
+            # there 127.0.0.1 is the function's own runtime API, so the variable counts for nothing.
+            allow_loopback_webhooks=env.get("ALLOW_LOOPBACK_WEBHOOKS", "false").lower() == "true"
+            and "AWS_EXECUTION_ENV" not in env,
             webhook_secret_arn=env.get("WEBHOOK_SECRET_ARN", ""),
             webhook_timeout_seconds=_float("WEBHOOK_TIMEOUT_SECONDS", 5.0),
             webhook_retry_base_seconds=_int("WEBHOOK_RETRY_BASE_SECONDS", 30),

@@ -79,20 +79,43 @@ def parse_target(url: str, *, allow_loopback: bool) -> WebhookTarget:
 
 def refusal_reason(address: str, *, allow_loopback: bool) -> str | None:
     """Why an address must not be called, or None if it is a public one."""
-    ip = ipaddress.ip_address(address.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    ip = _ipv4_inside(ipaddress.ip_address(address.split("%")[0]))
     if ip.is_loopback:
         return None if allow_loopback else "a loopback address"
     if ip.is_link_local:
         return "a link-local address (cloud metadata lives there)"
-    if ip in ipaddress.ip_network("100.64.0.0/10"):
+    if ip in _CGNAT:
         return "a carrier-grade NAT address"
+    if ip in _PROTOCOL_ASSIGNMENTS:
+        return "a special-purpose address (some clouds serve metadata there)"
     if ip.is_private:
         return "a private address"
     if ip.is_multicast or ip.is_reserved or ip.is_unspecified or not ip.is_global:
         return "an address that is not public"
     return None
+
+
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+# 192.0.0.0/24 as a whole: Python's own tables differ between versions here, and 192.0.0.192 is
+# a cloud metadata address.
+_PROTOCOL_ASSIGNMENTS = ipaddress.ip_network("192.0.0.0/24")
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def _ipv4_inside(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The IPv4 address an IPv6 one carries (mapped, 6to4, Teredo's client, NAT64), which is
+    where a packet to it ends up; the address itself otherwise."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return ip
+    if ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    if ip.sixtofour:
+        return ip.sixtofour
+    if ip.teredo:
+        return ip.teredo[1]
+    if any(ip in network for network in _NAT64):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
 
 
 def checked_addresses(target: WebhookTarget, *, allow_loopback: bool, resolve: Resolver = resolve_host) -> list[str]:
