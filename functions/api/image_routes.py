@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 
 from zimage import api_inputs, errors, settle
-from zimage.events import publish_completion
+from zimage.events import announce
 from zimage.jobs import wait_for_end
 from zimage.models import JOB_ID, Job
 from zimage.request_model import CreateImageRequest
@@ -158,7 +158,9 @@ def cancel_image(job_id: Annotated[str, Path(description="The job's id, `img_...
             # Express executions cannot be stopped: the next poll finds the job canceled and ends it.
             if canceled.execution_arn:
                 _stop_execution(canceled.execution_arn)
-            publish_completion(runtime.events, runtime.settings.event_bus_name, canceled)
+            announce(
+                canceled, jobs=runtime.jobs, events_client=runtime.events, bus_name=runtime.settings.event_bus_name
+            )
             metrics.add_metric(name="JobsCanceled", unit=MetricUnit.Count, value=1)
         job = canceled or job
     return _json(200, view(job))

@@ -19,6 +19,9 @@ runtime = shared_runtime()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    settled = sweep(jobs=runtime.jobs, events_client=runtime.events, bus_name=runtime.settings.event_bus_name)
+    settled, announced_late = sweep(
+        jobs=runtime.jobs, events_client=runtime.events, bus_name=runtime.settings.event_bus_name
+    )
     metrics.add_metric(name="JobsSettledBySweep", unit=MetricUnit.Count, value=settled)
-    return {"settled": settled}
+    metrics.add_metric(name="CompletionEventsSentLate", unit=MetricUnit.Count, value=announced_late)
+    return {"settled": settled, "announced_late": announced_late}

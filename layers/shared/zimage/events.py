@@ -1,6 +1,8 @@
 """Completion events on EventBridge. The workflow sends succeeded and failed itself (the ASL's
 PutEvents tasks use these same names); the API sends canceled, since a canceled job's execution
-is stopped before it could."""
+is stopped before it could, and the sweeper the failed event of a job its workflow left behind.
+A job a Lambda ended stays in the active index until its event is out (JobStore.mark_announced),
+so the sweeper sends one that failed to go."""
 
 from __future__ import annotations
 
@@ -29,6 +31,14 @@ def completion_entry(job: Job, bus_name: str) -> dict:
         "EventBusName": bus_name,
         "Resources": [],
     }
+
+
+def announce(job: Job, *, jobs: Any, events_client: Any, bus_name: str) -> bool:
+    """Send the completion event of a job a Lambda ended, and note that it went out."""
+    sent = publish_completion(events_client, bus_name, job)
+    if sent:
+        jobs.mark_announced(job.job_id)
+    return sent
 
 
 def publish_completion(events_client: Any, bus_name: str, job: Job) -> bool:

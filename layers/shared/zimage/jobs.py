@@ -85,15 +85,24 @@ class JobStore:
         return self._update_active(job_id, sets + " REMOVE progress, eta_seconds, eta_at, active_shard", values)
 
     def record_failure(self, job_id: str, *, code: str, message: str) -> Job | None:
-        return self.end_as_failed(job_id, code=code, message=message)[0]
+        """The workflow's failure path, which sends the failed event itself."""
+        return self.end_as_failed(job_id, code=code, message=message, announced_by_workflow=True)[0]
 
-    def end_as_failed(self, job_id: str, *, code: str, message: str) -> tuple[Job | None, bool]:
+    # A job that a Lambda ends (a cancel, a settle) stays in the active index, ended, until its
+    # completion event is sent (mark_announced): if the send fails, or the Lambda dies first, the
+    # sweeper finds the job there past its deadline and sends the event then. Jobs the workflow
+    # ends leave the index at once, since the workflow sends their events with its own retries.
+
+    def end_as_failed(
+        self, job_id: str, *, code: str, message: str, announced_by_workflow: bool = False
+    ) -> tuple[Job | None, bool]:
         """Fail an active job; the flag says whether this call did it (and so announces it)."""
         now = iso(utc_now())
+        leaves_index = ", active_shard" if announced_by_workflow else ""
         return self._update_if_active(
             job_id,
             "SET #status = :failed, #error = :error, completed_at = :now, updated_at = :now "
-            "REMOVE progress, eta_seconds, eta_at, active_shard",
+            f"REMOVE progress, eta_seconds, eta_at{leaves_index}",
             {":failed": FAILED, ":error": asdict(JobError(code=code, message=message)), ":now": now},
             extra_names={"#error": "error"},
         )
@@ -103,9 +112,16 @@ class JobStore:
         now = iso(utc_now())
         return self._update_if_active(
             job_id,
-            "SET #status = :canceled, completed_at = :now, updated_at = :now "
-            "REMOVE progress, eta_seconds, eta_at, active_shard",
+            "SET #status = :canceled, completed_at = :now, updated_at = :now REMOVE progress, eta_seconds, eta_at",
             {":canceled": CANCELED, ":now": now},
+        )
+
+    def mark_announced(self, job_id: str) -> None:
+        """The ended job's completion event is out: it leaves the active index."""
+        self._table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression="REMOVE active_shard",
+            ConditionExpression="attribute_exists(job_id)",
         )
 
     def record_webhook(self, job_id: str, **fields: Any) -> None:

@@ -1,6 +1,8 @@
 """Jobs that outlived their workflow. The state machine's own paths always end a job, but an
 execution that hits its hard timeout (no Catch sees that) or is stopped by hand does not; such a
-job is failed here, and its failed event sent, by the sweeper on a schedule or by the next read."""
+job is failed here, and its failed event sent, by the sweeper on a schedule or by the next read.
+The sweeper also sends the completion event of an ended job whose event did not go out (see
+zimage.events)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from zimage.events import publish_completion
+from zimage.events import announce
 from zimage.jobs import JobStore
 from zimage.models import Job, iso
 
@@ -32,15 +34,21 @@ def settle_if_stale(job: Job, *, jobs: JobStore, events_client: Any, bus_name: s
     settled, changed = jobs.end_as_failed(job.job_id, code="timeout", message=MESSAGE)
     if changed and settled is not None:  # whoever ends it announces it; a concurrent settle does not
         logger.warning("job outlived its workflow; failed it", extra={"job_id": job.job_id})
-        publish_completion(events_client, bus_name, settled)
+        announce(settled, jobs=jobs, events_client=events_client, bus_name=bus_name)
     return settled or job
 
 
-def sweep(*, jobs: JobStore, events_client: Any, bus_name: str) -> int:
-    """Settle every overdue job; returns how many were failed here."""
-    settled = 0
+def sweep(*, jobs: JobStore, events_client: Any, bus_name: str) -> tuple[int, int]:
+    """Settle every overdue job, and send the events that did not go out; returns how many jobs
+    were failed here and how many late events were sent."""
+    settled = announced_late = 0
     for job_id in jobs.overdue(stale_cutoff()):
         job = jobs.get(job_id)
-        if job is not None and not job.is_terminal:
+        if job is None:
+            continue
+        if job.is_terminal:
+            logger.warning("ended job not announced yet; sending its event", extra={"job_id": job_id})
+            announced_late += announce(job, jobs=jobs, events_client=events_client, bus_name=bus_name)
+        else:
             settled += settle_if_stale(job, jobs=jobs, events_client=events_client, bus_name=bus_name).is_terminal
-    return settled
+    return settled, announced_late
