@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from pydantic import BeforeValidator
 
 from zimage import api_inputs, errors, settle
 from zimage.events import announce
@@ -21,7 +22,7 @@ from zimage.jobs import wait_for_end
 from zimage.models import JOB_ID, Job
 from zimage.request_model import CreateImageRequest
 from zimage.runtime import shared_runtime
-from zimage.schemas import ErrorBody, GatewayMessage, JobPage, JobView
+from zimage.schemas import ErrorBody, GatewayMessage, JobPage, JobView, Status
 from zimage.submit import submit_job
 from zimage.views import job_view
 
@@ -41,40 +42,98 @@ idempotency = IdempotencyConfig(
     expires_after_seconds=runtime.settings.idempotency_hours * 3600,
 )
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Invalid request", "content": {"application/json": {"model": ErrorBody}}},
+# --- What the OpenAPI document says each route answers ----------------------------------------
+# Headers are declared with the answers that carry them; `required` only where every such answer
+# has the header, so schemathesis' header check holds the API to it.
+
+
+def _retry_after(description: str) -> dict[str, Any]:
+    return {"Retry-After": {"description": description, "schema": {"type": "integer", "minimum": 1}}}
+
+
+PREFERENCE_APPLIED = {
+    "description": "The wait applied (`wait=N`, 1..25), when `Prefer: wait=N` was honoured; absent otherwise.",
+    "schema": {"type": "string", "pattern": "^wait=([1-9]|1[0-9]|2[0-5])$"},
+}
+LOCATION = {
+    "description": "The job's URL: `/v1/images/{id}`.",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^/v1/images/img_[0-9A-HJKMNP-TV-Z]{26}$"},
+}
+
+
+def _error(description: str, **extra: Any) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"model": ErrorBody}}, **extra}
+
+
+USAGE_PLAN = "The usage plan refused the call: `rate_limited` (rate or burst) or `quota_exceeded` (the monthly quota)"
+RATE_LIMIT_RETRY_AFTER = _retry_after("Seconds to wait before retrying; absent on `quota_exceeded`.")
+
+# What any route can answer. 403 and 429 come from API Gateway before the function runs.
+COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _error("Invalid request; `field` names what to fix"),
     403: {
-        "description": "No or unknown API key (API Gateway)",
+        "description": "No or unknown API key (API Gateway's own answer)",
         "content": {"application/json": {"model": GatewayMessage}},
     },
-    404: {"description": "No such job for this API key", "content": {"application/json": {"model": ErrorBody}}},
+    429: _error(USAGE_PLAN, headers=RATE_LIMIT_RETRY_AFTER),
 }
-UPSTREAM_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"description": text, "content": {"application/json": {"model": ErrorBody}}}
-    for status, text in (
-        (409, "Idempotency-Key reused with another body, or still in flight"),
-        (413, "Body over 64 KiB"),
-        (415, "Content-Type is not application/json"),
-        (429, "The image model's rate limit; see Retry-After"),
-        (502, "The image model refused the service"),
-        (503, "The image model or the workflow is unavailable; nothing was created"),
-        (504, "The image model did not answer in time"),
-    )
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _error("No such job for this API key")}
+SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
+    429: _error(
+        f"{USAGE_PLAN}, or `upstream_rate_limited`: the image model is at its rate limit (with Retry-After)",
+        headers=RATE_LIMIT_RETRY_AFTER,
+    ),
+    409: _error(
+        "Idempotency-Key reused with another body, or still in flight",
+        headers=_retry_after("Seconds to wait before retrying, when the first request is still in flight."),
+    ),
+    413: _error("Body over 64 KiB"),
+    415: _error("Content-Type is not application/json"),
+    502: _error("The image model refused the service"),
+    503: _error("The image model or the workflow is unavailable; nothing was created"),
+    504: _error("The image model did not answer in time"),
 }
 
 
-def _job_response(status: int, description: str) -> dict[int | str, dict[str, Any]]:
-    return {status: {"description": description, "content": {"application/json": {"model": JobView}}}}
+def _job_response(
+    status: int, description: str, headers: dict[str, Any] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    answer: dict[str, Any] = {"description": description, "content": {"application/json": {"model": JobView}}}
+    if headers:
+        answer["headers"] = headers
+    return {status: answer}
+
+
+def _query_value(parse: Callable[[str], Any]) -> BeforeValidator:
+    """A query parameter checked by its parser in api_inputs, so a bad value gets the parser's
+    message (and `field`) through the one error model. A repeated parameter arrives as a list."""
+
+    def check(value: Any) -> Any:
+        try:
+            return parse(value if isinstance(value, str) else ",".join(map(str, value)))
+        except errors.InvalidRequest as exc:
+            raise ValueError(exc.message) from None
+
+    return BeforeValidator(check)
 
 
 @router.post(
     "/v1/images",
     summary="Start an image job",
     responses={
-        **_job_response(202, "Accepted: the job, status queued"),
-        **_job_response(200, "With Prefer: wait=N, the job ended in time"),
-        **ERRORS,
-        **UPSTREAM_ERRORS,
+        **_job_response(
+            202,
+            "Accepted: the job, status queued (or still running after `Prefer: wait=N`)",
+            {"Location": LOCATION, "Preference-Applied": PREFERENCE_APPLIED},
+        ),
+        **_job_response(
+            200,
+            "With `Prefer: wait=N`, the job ended in time",
+            {"Location": LOCATION, "Preference-Applied": {**PREFERENCE_APPLIED, "required": True}},
+        ),
+        **COMMON_ERRORS,
+        **SUBMIT_ERRORS,
     },
 )
 def create_image(
@@ -130,7 +189,15 @@ def idempotent_start_job() -> Callable[..., dict]:
 @router.get(
     "/v1/images/<job_id>",
     summary="Read a job",
-    responses={**_job_response(200, "The job; a finished image has a fresh presigned URL"), **ERRORS},
+    responses={
+        **_job_response(
+            200,
+            "The job; a finished image has a fresh presigned URL",
+            {"Preference-Applied": PREFERENCE_APPLIED},
+        ),
+        **COMMON_ERRORS,
+        **NOT_FOUND,
+    },
 )
 def get_image(
     job_id: Annotated[str, Path(description="The job's id, `img_...`.")],
@@ -146,7 +213,11 @@ def get_image(
 @router.delete(
     "/v1/images/<job_id>",
     summary="Cancel a job",
-    responses={**_job_response(200, "The job: canceled, or as it was if it had ended"), **ERRORS},
+    responses={
+        **_job_response(200, "The job: canceled, or as it was if it had ended"),
+        **COMMON_ERRORS,
+        **NOT_FOUND,
+    },
 )
 def cancel_image(job_id: Annotated[str, Path(description="The job's id, `img_...`.")]) -> Response[dict]:
     job = find_job(job_id)
@@ -169,19 +240,34 @@ def cancel_image(job_id: Annotated[str, Path(description="The job's id, `img_...
 @router.get(
     "/v1/images",
     summary="List the caller's jobs, newest first",
-    responses={200: {"description": "One page", "content": {"application/json": {"model": JobPage}}}, **ERRORS},
+    responses={
+        200: {
+            "description": "One page. A filtered page can hold fewer items than `limit`, even none, and still "
+            "have a `next_cursor`: follow it until it is absent.",
+            "content": {"application/json": {"model": JobPage}},
+        },
+        **COMMON_ERRORS,
+    },
 )
 def list_images(
-    status: Annotated[str | None, Query(description="Only jobs in this status.")] = None,
-    limit: Annotated[str | None, Query(description="1..100, default 20.")] = None,
+    # Typed Status, not Status | None: absent means every status, and the document then shows the
+    # plain enum instead of allowing a null no query string can carry.
+    status: Annotated[
+        Status, _query_value(api_inputs.status_filter), Query(description="Only jobs in this status.")
+    ] = None,
+    limit: Annotated[
+        int,
+        _query_value(api_inputs.page_limit),
+        Query(
+            description=f"Items per page, 1..{api_inputs.MAX_PAGE}, default {api_inputs.DEFAULT_PAGE}.",
+            json_schema_extra={"minimum": 1, "maximum": api_inputs.MAX_PAGE},
+        ),
+    ] = api_inputs.DEFAULT_PAGE,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
 ) -> Response[dict]:
     owner = caller_key_id()
     jobs, next_key = runtime.jobs.list_for_owner(
-        owner,
-        status=api_inputs.status_filter(status),
-        limit=api_inputs.page_limit(limit),
-        start_key=api_inputs.decode_cursor(cursor, owner),
+        owner, status=status, limit=limit, start_key=api_inputs.decode_cursor(cursor, owner)
     )
     page: dict[str, Any] = {"items": [view(settle_if_stale(job)) for job in jobs]}
     if next_key:
