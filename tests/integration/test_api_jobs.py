@@ -254,29 +254,36 @@ def test_succeeded_jobs_in_the_list_carry_fresh_urls(listing):
 
 
 @pytest.mark.parametrize(
-    ("query", "field"),
+    ("query", "field", "message"),
     [
-        ("limit=0", "limit"),
-        ("limit=101", "limit"),
-        ("limit=ten", "limit"),
-        ("status=done", "status"),
-        ("cursor=not-a-cursor", "cursor"),
+        ("limit=0", "limit", "limit must be an integer from 1 to 100, got '0'"),
+        ("limit=101", "limit", "got '101'"),
+        ("limit=ten", "limit", "got 'ten'"),
+        ("limit=5.0", "limit", "got '5.0'"),
+        ("limit=", "limit", "got ''"),
+        ("limit=2&limit=3", "limit", "got '2,3'"),
+        ("status=done", "status", "status must be one of queued, processing, succeeded, failed, canceled, got 'done'"),
+        ("status=SUCCEEDED", "status", "got 'SUCCEEDED'"),
+        ("cursor=not-a-cursor", "cursor", "not one this API gave out"),
         (
             "cursor="
             + base64.urlsafe_b64encode(json.dumps(["2026-01-01T00:00:00.000Z", "img_../../x"]).encode()).decode(),
             "cursor",
+            "not one this API gave out",
         ),
-        ("cursor=" + base64.urlsafe_b64encode(b'{"job_id": {"S": "x"}}').decode(), "cursor"),
-        ("cursor=%27%20OR%201%3D1", "cursor"),
+        ("cursor=" + base64.urlsafe_b64encode(b'{"job_id": {"S": "x"}}').decode(), "cursor", "not one this API"),
+        ("cursor=%27%20OR%201%3D1", "cursor", "not one this API gave out"),
     ],
 )
-def test_bad_list_parameters_are_400s(listing, query, field):
+def test_bad_list_parameters_are_400s_that_name_them(listing, query, field, message):
     client, _, _ = listing
 
     answer = client.request("GET", f"/v1/images?{query}")
 
-    assert answer.status == 400
-    assert answer.json()["error"]["field"] == field
+    assert answer.status == 400, answer.data
+    error = answer.json()["error"]
+    assert (error["code"], error["field"]) == ("invalid_request", field)
+    assert message in error["message"]
 
 
 # --- OpenAPI ------------------------------------------------------------------------------------
