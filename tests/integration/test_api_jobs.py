@@ -7,11 +7,14 @@ import base64
 import json
 import threading
 import time
+from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from local.novita_emulator import Fault
 from local.openapi import DOCUMENT, render
+from zimage.models import epoch_seconds
 from zimage.runtime import shared_runtime
 
 from .conftest import LISTING_API_KEY, OTHER_API_KEY, ApiClient
@@ -194,6 +197,72 @@ def test_cancel_of_another_keys_job_is_404(stack, api, emulator):
     api.request("DELETE", f"/v1/images/{job['id']}")
 
 
+# --- The job object -------------------------------------------------------------------------------
+
+
+def upstream_seed(stack, job_id: str) -> int:
+    """The seed the upstream (the emulator) really drew for the job's task."""
+    item = stack.client("dynamodb").get_item(TableName=stack.table, Key={"job_id": {"S": job_id}})["Item"]
+    return stack.emulator.tasks[item["task_id"]["S"]].seed
+
+
+@pytest.mark.parametrize(("fields", "asked"), [({"seed": -1}, -1), ({}, -1), ({"seed": 1234567}, 1234567)])
+def test_the_finished_job_shows_the_seed_the_upstream_used(stack, api, emulator, fields, asked):
+    # GIVEN a job submitted with a random seed (-1, or none), or a chosen one
+    accepted = api.submit(**fields)
+
+    # WHEN it has ended
+    job = api.wait(accepted["id"])
+
+    # THEN it shows the seed the upstream drew, not the -1 that asked for one
+    assert accepted["seed"] == asked
+    assert job["status"] == "succeeded", job
+    used = upstream_seed(stack, job["id"])
+    assert job["seed"] == used != -1
+    if asked != -1:
+        assert used == asked
+
+
+def signed_until(url: str) -> float:
+    """When a SigV4 presigned URL stops working: its signing time plus its lifetime."""
+    query = parse_qs(urlsplit(url).query)
+    signed = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    return signed.timestamp() + int(query["X-Amz-Expires"][0])
+
+
+def read_the_job(api, job_id: str, how: str) -> dict:
+    if how == "GET":
+        return api.get(job_id)
+    if how == "GET with Prefer: wait":
+        return api.request("GET", f"/v1/images/{job_id}", headers={"Prefer": "wait=2"}).json()
+    if how == "DELETE of the ended job":
+        return api.request("DELETE", f"/v1/images/{job_id}").json()
+    page = api.request("GET", "/v1/images?status=succeeded&limit=5").json()
+    return next(item for item in page["items"] if item["id"] == job_id)
+
+
+@pytest.mark.parametrize("how", ["GET", "GET with Prefer: wait", "list", "DELETE of the ended job"])
+def test_image_expires_at_is_in_the_future_at_every_read(api, emulator, how):
+    # GIVEN a succeeded job
+    job_id = api.wait(api.submit()["id"])["id"]
+    lifetime = shared_runtime().settings.presigned_url_seconds
+    seen = []
+
+    for _ in range(2):
+        # WHEN it is read
+        image = read_the_job(api, job_id, how)["image"]
+        now = time.time()
+
+        # THEN its URL is made at this read: it expires a whole lifetime from now, when the URL says
+        expires = epoch_seconds(image["expires_at"])
+        assert now + lifetime - 5 < expires <= now + lifetime + 1, (image["expires_at"], now)
+        assert abs(expires - signed_until(image["url"])) <= 1.5
+        seen.append(expires)
+        time.sleep(1.1)
+
+    assert seen[1] > seen[0]
+
+
 # --- GET /v1/images -----------------------------------------------------------------------------
 
 
@@ -226,6 +295,19 @@ def test_the_list_is_newest_first_and_pages_with_a_cursor(listing):
 
     assert seen == [canceled, *reversed(made)]
     assert pages == 3
+
+
+def test_the_list_holds_20_jobs_when_no_limit_is_given(api, emulator):
+    # GIVEN 21 jobs, the newest of this key
+    made = [api.submit(prompt=f"fox {n}")["id"] for n in range(21)]
+
+    # WHEN the list is read without a limit
+    page = api.request("GET", "/v1/images").json()
+
+    # THEN it holds the newest 20, and the cursor leads to the 21st
+    assert [job["id"] for job in page["items"]] == list(reversed(made))[:20]
+    rest = api.request("GET", f"/v1/images?limit=1&cursor={page['next_cursor']}").json()
+    assert [job["id"] for job in rest["items"]] == [made[0]]
 
 
 def test_the_list_filters_on_status(listing):
