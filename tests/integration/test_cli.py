@@ -9,6 +9,8 @@ from zimage_cli.__main__ import main as zimage
 
 from local.stack import DEV_API_KEY
 
+from .conftest import OTHER_API_KEY, ApiClient
+
 
 def run(stack, capsys, *words: str) -> tuple[int, str, str]:
     code = zimage([*words, "--url", stack.api_url, "--api-key", DEV_API_KEY])
@@ -94,3 +96,38 @@ def test_cancelling_a_job_that_already_ended_says_so_and_exits_1(stack, emulator
 
     assert code == 1
     assert "had already ended (succeeded); nothing was canceled" in err
+
+
+def test_the_url_and_key_come_from_the_environment_when_no_option_gives_them(stack, emulator, capsys, monkeypatch):
+    # GIVEN a job of another key, which the default (development) key cannot read
+    job = ApiClient(stack.api_url, OTHER_API_KEY).submit()
+    monkeypatch.setenv("ZIMAGE_URL", stack.api_url)
+    monkeypatch.setenv("ZIMAGE_API_KEY", OTHER_API_KEY)
+
+    # WHEN the command is run without --url and --api-key
+    code = zimage(["status", job["id"], "--json"])
+
+    # THEN it reached this stack with that key
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["id"] == job["id"]
+
+
+def test_a_key_from_the_environment_is_the_one_sent(stack, emulator, capsys, monkeypatch):
+    monkeypatch.setenv("ZIMAGE_URL", stack.api_url)
+    monkeypatch.setenv("ZIMAGE_API_KEY", "not-a-key")
+
+    code = zimage(["list", "--limit", "1"])
+
+    assert code == 2
+    assert "Forbidden" in capsys.readouterr().err
+
+
+def test_the_options_win_over_the_environment(stack, emulator, capsys, monkeypatch):
+    job = ApiClient(stack.api_url, OTHER_API_KEY).submit()
+    monkeypatch.setenv("ZIMAGE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("ZIMAGE_API_KEY", "not-a-key")
+
+    code = zimage(["status", job["id"], "--json", "--url", stack.api_url, "--api-key", OTHER_API_KEY])
+
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["id"] == job["id"]
