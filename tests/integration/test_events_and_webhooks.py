@@ -262,3 +262,22 @@ def test_a_webhook_url_the_service_will_not_call_is_a_400(api, emulator, url, me
     assert answer.json()["error"]["field"] == "webhook_url"
     assert message in answer.json()["error"]["message"]
     assert emulator.calls["submit"] == 0
+
+
+def test_a_workflow_whose_job_no_longer_exists_ends_without_an_event(stack, event_tap):
+    # GIVEN an execution for a job the table does not hold (removed by TTL, or never written)
+    from zimage.models import new_job_id
+
+    job_id = new_job_id()
+    workflow_input = {"job_id": job_id, "task_id": "t-gone", "size": "512*512", "deadline": time.time() + 60}
+    stack.client("stepfunctions").start_execution(
+        stateMachineArn=stack.state_machine_arn, name=job_id, input=json.dumps({**workflow_input, "polls": 0})
+    )
+
+    # THEN it fails, and no consumer hears of a job it could not read
+    execution = stack.finished_execution(job_id)
+    assert execution["status"] == "FAILED"
+    assert [
+        e for e in stack.history_for(job_id) if e.get("stateEnteredEventDetails", {}).get("name") == "EmitFailed"
+    ] == []
+    assert event_tap(job_id) == []

@@ -22,9 +22,9 @@ def answer_for(state: dict, job: Job | None) -> dict:
     """The step's answer for a job that has ended, here or (canceled, or finished by an earlier
     attempt of this step) elsewhere: always what the table says, so the two never disagree."""
     if job is None:  # removed (TTL) or never recorded: end the workflow, never loop on it
+        # No "event": there is no job to describe, and the workflow announces only jobs that exist.
         error = {"code": "job_missing", "message": "the job no longer exists"}
-        event = {"id": state["job_id"], "status": FAILED, "error": error}
-        return {**carried(state), "status": FAILED, "error": error, "event": event}
+        return {**carried(state), "status": FAILED, "error": error}
     answer: dict[str, Any] = {**carried(state), "status": job.status, "event": job.to_event_detail()}
     if job.status == FAILED and job.error:
         answer["error"] = {"code": job.error.code, "message": job.error.message}
