@@ -97,10 +97,15 @@ def test_no_policy_grants_every_action_on_every_resource():
     assert not re.search(r"Action:\s*['\"]?\*['\"]?\s*$", text, re.MULTILINE)
 
 
-@pytest.mark.parametrize("key_source", ["ssm", "secretsmanager"])
-def test_the_sam_transform_accepts_the_template(key_source, monkeypatch):
-    """What `sam deploy` does first: expand the SAM resources. cfn-lint alone does not catch
-    everything the transform refuses."""
+class ManagedPolicies:
+    def load(self) -> dict:
+        return {
+            name: f"arn:aws:iam::aws:policy/{name}" for name in ("AWSXrayWriteOnlyAccess", "AWSXRayDaemonWriteAccess")
+        } | {"AWSLambdaBasicExecutionRole": "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}
+
+
+def expand(monkeypatch, **parameters: object) -> dict:
+    """What `sam deploy` does first: expand the SAM resources, with these parameter values."""
     from samtranslator.translator.transform import transform
 
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
@@ -112,15 +117,13 @@ def test_the_sam_transform_accepts_the_template(key_source, monkeypatch):
                 properties[name] = f"s3://artifacts/{name}.zip"
         if isinstance(properties.get("DefinitionUri"), str):
             properties["DefinitionUri"] = {"Bucket": "artifacts", "Key": "image_job.asl.json"}
+    return transform(template, parameters, ManagedPolicies())["Resources"]
 
-    class ManagedPolicies:
-        def load(self) -> dict:
-            return {
-                name: f"arn:aws:iam::aws:policy/{name}"
-                for name in ("AWSXrayWriteOnlyAccess", "AWSXRayDaemonWriteAccess")
-            } | {"AWSLambdaBasicExecutionRole": "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}
 
-    expanded = transform(template, {"NovitaApiKeySource": key_source}, ManagedPolicies())["Resources"]
+@pytest.mark.parametrize("key_source", ["ssm", "secretsmanager"])
+def test_the_sam_transform_accepts_the_template(key_source, monkeypatch):
+    """cfn-lint alone does not catch everything the transform refuses."""
+    expanded = expand(monkeypatch, NovitaApiKeySource=key_source)
 
     assert "ImageApiApiKey" in expanded and "ImageApiUsagePlan" in expanded  # named in Outputs
     roles = {
@@ -129,3 +132,129 @@ def test_the_sam_transform_accepts_the_template(key_source, monkeypatch):
     assert all('"Action": "*"' not in role and '"dynamodb:*"' not in role for role in roles.values())
     grant = "secretsmanager:GetSecretValue" if key_source == "secretsmanager" else "ssm:GetParameter"
     assert grant in roles["PollFunctionRole"]
+
+
+# --- the API's access: keys, the usage plan, API Gateway's own answers --------------------------
+
+
+def deployed_api(monkeypatch, **parameters: object) -> dict:
+    """The REST API's OpenAPI body as SAM deploys it."""
+    return expand(monkeypatch, **parameters)["ImageApi"]["Properties"]["Body"]
+
+
+def test_every_image_method_requires_an_api_key_and_only_the_document_is_open(monkeypatch):
+    paths = deployed_api(monkeypatch)["paths"]
+
+    security = {(path, method.upper()): op.get("security") for path, ops in paths.items() for method, op in ops.items()}
+    assert security == {
+        ("/v1/images", "POST"): [{"api_key": []}],
+        ("/v1/images", "GET"): [{"api_key": []}],
+        ("/v1/images/{job_id}", "GET"): [{"api_key": []}],
+        ("/v1/images/{job_id}", "DELETE"): [{"api_key": []}],
+        ("/v1/openapi.json", "GET"): [],
+    }
+    assert deployed_api(monkeypatch)["securityDefinitions"]["api_key"] == {
+        "type": "apiKey",
+        "name": "x-api-key",
+        "in": "header",
+    }
+
+
+def test_the_usage_plan_takes_rate_burst_and_quota_from_the_parameters(monkeypatch):
+    source = RESOURCES["ImageApi"]["Properties"]["Auth"]["UsagePlan"]
+    expanded = expand(monkeypatch, ApiRateLimit=7, ApiBurstLimit=13, ApiMonthlyQuota=4242)
+    plan = expanded["ImageApiUsagePlan"]["Properties"]
+    defaults = expand(monkeypatch)["ImageApiUsagePlan"]["Properties"]
+    parameters = TEMPLATE["Parameters"]
+
+    assert source["Throttle"] == {"RateLimit": {"Ref": "ApiRateLimit"}, "BurstLimit": {"Ref": "ApiBurstLimit"}}
+    assert source["Quota"] == {"Limit": {"Ref": "ApiMonthlyQuota"}, "Period": "MONTH"}
+    assert (plan["Throttle"], plan["Quota"]) == ({"RateLimit": 7, "BurstLimit": 13}, {"Limit": 4242, "Period": "MONTH"})
+    assert (defaults["Throttle"]["RateLimit"], defaults["Throttle"]["BurstLimit"], defaults["Quota"]["Limit"]) == (
+        parameters["ApiRateLimit"]["Default"],
+        parameters["ApiBurstLimit"]["Default"],
+        parameters["ApiMonthlyQuota"]["Default"],
+    )
+    assert plan["ApiStages"] == [{"ApiId": {"Ref": "ImageApi"}, "Stage": {"Ref": "ImageApiStage"}}]
+    assert expanded["ImageApiUsagePlanKey"]["Properties"]["UsagePlanId"] == {"Ref": "ImageApiUsagePlan"}
+
+
+def gateway_responses(monkeypatch) -> dict:
+    return deployed_api(monkeypatch)["x-amazon-apigateway-gateway-responses"]
+
+
+def rendered(response: dict, message: str = "Something API Gateway says") -> object:
+    """The body API Gateway sends: $context.error.messageString is the message as a JSON string."""
+    template = response["responseTemplates"]["application/json"]
+    return json.loads(template.replace("$context.error.messageString", json.dumps(message)))
+
+
+def assert_error_model(body: object, code: str) -> None:
+    assert isinstance(body, dict) and set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message"}
+    assert body["error"]["code"] == code
+    assert re.fullmatch(r"[a-z]+(_[a-z]+)*", code)
+    assert body["error"]["message"].strip()
+
+
+def test_a_missing_or_unknown_key_stays_api_gateways_own_forbidden(monkeypatch):
+    """Both are INVALID_API_KEY; without its own entry it would take DEFAULT_4XX's shape."""
+    response = gateway_responses(monkeypatch)["INVALID_API_KEY"]
+
+    assert response["statusCode"] == "403"
+    assert rendered(response) == {"message": "Forbidden"}
+    assert not response["responseParameters"]
+
+
+def test_an_unknown_route_is_404_not_found_naming_every_route(monkeypatch):
+    from local.api_gateway import routes_from_template
+
+    response = gateway_responses(monkeypatch)["MISSING_AUTHENTICATION_TOKEN"]
+    body = rendered(response)
+
+    assert response["statusCode"] == "404"
+    assert_error_model(body, "not_found")
+    routes = {f"{method} {path}" for method, path, _, _ in routes_from_template(TEMPLATE)}
+    assert len(routes) == 5
+    assert all(route in body["error"]["message"] for route in routes), routes
+
+
+@pytest.mark.parametrize(
+    ("response_type", "code", "retry_after"),
+    [("THROTTLED", "rate_limited", "1"), ("QUOTA_EXCEEDED", "quota_exceeded", "3600")],
+)
+def test_the_usage_plans_refusals_are_429_with_retry_after(monkeypatch, response_type, code, retry_after):
+    response = gateway_responses(monkeypatch)[response_type]
+
+    assert response["statusCode"] == "429"
+    assert_error_model(rendered(response), code)
+    assert response["responseParameters"] == {"gatewayresponse.header.Retry-After": f"'{retry_after}'"}
+
+
+@pytest.mark.parametrize(
+    ("response_type", "status", "code"),
+    [("REQUEST_TOO_LARGE", "413", "payload_too_large"), ("INTEGRATION_TIMEOUT", "504", "gateway_timeout")],
+)
+def test_other_gateway_answers_with_a_status_of_the_contract_use_its_code(monkeypatch, response_type, status, code):
+    response = gateway_responses(monkeypatch)[response_type]
+
+    assert response["statusCode"] == status
+    assert_error_model(rendered(response), code)
+
+
+@pytest.mark.parametrize(
+    ("response_type", "code"), [("DEFAULT_4XX", "request_refused"), ("DEFAULT_5XX", "internal_error")]
+)
+def test_every_other_gateway_answer_keeps_its_status_and_api_gateways_message(monkeypatch, response_type, code):
+    response = gateway_responses(monkeypatch)[response_type]
+    body = rendered(response, 'Request "too" large')
+
+    assert "statusCode" not in response  # one here would replace the status of every 4xx or 5xx
+    assert_error_model(body, code)
+    assert body["error"]["message"] == 'Request "too" large'
+
+
+def test_only_the_key_refusal_is_outside_the_error_model(monkeypatch):
+    outside = [name for name, response in gateway_responses(monkeypatch).items() if "error" not in rendered(response)]
+
+    assert outside == ["INVALID_API_KEY"]
