@@ -1,8 +1,12 @@
 """API Gateway's part on the local stack: an HTTP server that checks `x-api-key` and turns each
 request into a REST API proxy event for the real API handler, with the routes of template.yaml.
 
-It answers what API Gateway answers itself: 403 `{"message": "Forbidden"}` for a missing or
-unknown key, 403 `{"message": "Missing Authentication Token"}` for a route the API does not have.
+What API Gateway answers itself comes from the template's `GatewayResponses`, rendered as API
+Gateway renders them: a missing or unknown key is INVALID_API_KEY (403 `{"message": "Forbidden"}`),
+a route the API does not have is MISSING_AUTHENTICATION_TOKEN (404 `not_found`), a body over
+10 MB is REQUEST_TOO_LARGE, a crash of the function is DEFAULT_5XX (502), and anything the HTTP
+layer refuses (headers over API Gateway's 10,240 bytes: 431) is DEFAULT_4XX/5XX with its status.
+The usage plan (THROTTLED, QUOTA_EXCEEDED) is not metered here.
 """
 
 from __future__ import annotations
@@ -24,6 +28,53 @@ from local.http_server import BurstTolerantHTTPServer
 API_ID = "local"
 # API Gateway's quota for the request line and headers together (REST APIs): 10,240 bytes.
 MAX_HEADER_BYTES = 10240
+# API Gateway's payload quota (REST APIs): 10 MB.
+MAX_BODY_BYTES = 10 * 1024 * 1024
+HEADERS_TOO_LARGE = "the request line and headers are over API Gateway's 10240 bytes; send fewer or shorter headers"
+
+# The gateway response types this front raises: API Gateway's default status, the type a
+# response falls back to when the template leaves it unspecified, and its x-amzn-ErrorType.
+RESPONSE_TYPES: dict[str, tuple[int | None, str | None, str | None]] = {
+    "INVALID_API_KEY": (403, "DEFAULT_4XX", "ForbiddenException"),
+    "MISSING_AUTHENTICATION_TOKEN": (403, "DEFAULT_4XX", "MissingAuthenticationTokenException"),
+    "REQUEST_TOO_LARGE": (413, "DEFAULT_4XX", None),
+    "DEFAULT_4XX": (None, None, None),
+    "DEFAULT_5XX": (None, None, None),
+}
+
+
+class GatewayResponses:
+    """The API's `GatewayResponses` from template.yaml, rendered the way API Gateway does."""
+
+    def __init__(self, template: dict):
+        api = next(
+            (spec for spec in template["Resources"].values() if spec["Type"] == "AWS::Serverless::Api"),
+            {"Properties": {}},
+        )
+        self.entries: dict[str, dict] = api["Properties"].get("GatewayResponses", {})
+
+    def answer(self, response_type: str, message: str, status: int | None = None) -> tuple[int, dict, bytes]:
+        """(status, headers, body) of `response_type`; `status` is the one the failure carries
+        (for DEFAULT_4XX/5XX), `message` what API Gateway puts in $context.error.message."""
+        default_status, fallback, error_type = RESPONSE_TYPES[response_type]
+        entry = self.entries.get(response_type) or (self.entries.get(fallback) if fallback else None)
+        status = int((entry or {}).get("StatusCode") or status or default_status)
+        headers = {"Content-Type": "application/json"}
+        if error_type:
+            headers["x-amzn-ErrorType"] = error_type
+        if entry is None:  # API Gateway's own body
+            return status, headers, json.dumps({"message": message}).encode()
+        for name, value in entry.get("ResponseParameters", {}).get("Headers", {}).items():
+            headers[name] = value.strip("'")  # static values are quoted; no request mappings are used
+        body = entry.get("ResponseTemplates", {}).get("application/json", json.dumps({"message": message}))
+        # messageString is the message as a quoted JSON string; message is the bare text.
+        body = body.replace("$context.error.messageString", json.dumps(message))
+        body = body.replace("$context.error.message", json.dumps(message)[1:-1])
+        return status, headers, body.encode()
+
+    def refusal(self, status: int, message: str) -> tuple[int, dict, bytes]:
+        """What the HTTP layer refuses before any route is matched (DEFAULT_4XX or DEFAULT_5XX)."""
+        return self.answer("DEFAULT_4XX" if status < 500 else "DEFAULT_5XX", message, status)
 
 
 def routes_from_template(template: dict) -> list[tuple[str, str, re.Pattern, bool]]:
@@ -65,6 +116,7 @@ class ApiGatewayFront:
         stage: str = "local",
     ):
         self.routes = routes_from_template(template)
+        self.responses = GatewayResponses(template)
         self.handler = handler
         self.make_context = make_context
         self.api_keys = api_keys
@@ -88,7 +140,9 @@ class ApiGatewayFront:
         self, method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str
     ) -> tuple[int, dict, bytes]:
         if len(raw_path) + sum(len(k) + len(v) for k, v in headers.items()) > MAX_HEADER_BYTES:
-            return 431, {"Content-Type": "application/json"}, b'{"message": "Request Header Fields Too Large"}'
+            return self.responses.refusal(431, HEADERS_TOO_LARGE)
+        if len(body) > MAX_BODY_BYTES:
+            return self.responses.answer("REQUEST_TOO_LARGE", "Request Too Large")
         parts = urlsplit(raw_path)
         path = unquote(parts.path)
         match = next(
@@ -100,11 +154,11 @@ class ApiGatewayFront:
             None,
         )
         if match is None:
-            return _gateway_answer(403, "Missing Authentication Token")
+            return self.responses.answer("MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token")
         resource, found, key_required = match
         api_key = next((v for k, v in headers.items() if k.lower() == "x-api-key"), None)
         if key_required and api_key not in self.api_keys:
-            return _gateway_answer(403, "Forbidden")
+            return self.responses.answer("INVALID_API_KEY", "Forbidden")
         event = self._event(method, path, resource, found.groupdict(), parts.query, headers, body, api_key, source_ip)
         answer = self.handler(event, self.make_context())
         return _http_answer(answer)
@@ -160,14 +214,6 @@ class ApiGatewayFront:
         }
 
 
-def _gateway_answer(status: int, message: str) -> tuple[int, dict, bytes]:
-    return (
-        status,
-        {"Content-Type": "application/json", "x-amzn-ErrorType": "ForbiddenException"},
-        json.dumps({"message": message}).encode(),
-    )
-
-
 def _http_answer(answer: dict) -> tuple[int, dict, bytes]:
     headers = dict(answer.get("headers") or {})
     for name, values in (answer.get("multiValueHeaders") or {}).items():
@@ -185,21 +231,27 @@ def _request_handler(front: ApiGatewayFront) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: Any) -> None:
             pass
 
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """http.server's own refusals (a header line over 64 KiB, over 100 headers, a
+            malformed request line) in API Gateway's shape instead of an HTML page."""
+            self.close_connection = True
+            text = HEADERS_TOO_LARGE if code == 431 else (message or self.responses.get(code, ("",))[0])
+            self._send(*front.responses.refusal(code, text), close=True)
+
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             try:
-                status, headers, payload = front.handle(
-                    self.command, self.path, dict(self.headers.items()), body, self.client_address[0]
-                )
+                answer = front.handle(self.command, self.path, dict(self.headers.items()), body, self.client_address[0])
             except Exception:  # what API Gateway says when the integration itself breaks
                 logging.getLogger("local.api_gateway").exception("the API function crashed")
-                status, headers, payload = (
-                    502,
-                    {"Content-Type": "application/json"},
-                    b'{"message": "Internal server error"}',
-                )
+                answer = front.responses.refusal(502, "Internal server error")
+            self._send(*answer)
+
+        def _send(self, status: int, headers: dict, payload: bytes, close: bool = False) -> None:
             self.send_response(status)
+            if close:
+                self.send_header("Connection", "close")
             for name, value in headers.items():
                 if name.lower() != "content-length":
                     self.send_header(name, value)

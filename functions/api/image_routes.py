@@ -67,7 +67,7 @@ def _error(description: str, **extra: Any) -> dict[str, Any]:
 
 
 USAGE_PLAN = "The usage plan refused the call: `rate_limited` (rate or burst) or `quota_exceeded` (the monthly quota)"
-RATE_LIMIT_RETRY_AFTER = _retry_after("Seconds to wait before retrying; absent on `quota_exceeded`.")
+RATE_LIMIT_RETRY_AFTER = _retry_after("Seconds to wait before retrying (an hour on `quota_exceeded`).")
 
 # What any route can answer. 403 and 429 come from API Gateway before the function runs.
 COMMON_ERRORS: dict[int | str, dict[str, Any]] = {

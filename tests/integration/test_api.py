@@ -36,11 +36,41 @@ def test_without_a_valid_key_the_gateway_answers_forbidden(stack, key, nothing_l
     assert answer.json() == {"message": "Forbidden"}
 
 
-def test_a_route_the_api_does_not_have_is_refused_like_api_gateway(api, nothing_left_behind):
-    answer = api.request("PUT", "/v1/images")
+@pytest.mark.parametrize(("method", "path"), [("PUT", "/v1/images"), ("GET", "/v2/images"), ("GET", "/")])
+def test_a_route_the_api_does_not_have_is_404_naming_the_routes_it_has(api, method, path, nothing_left_behind):
+    answer = api.request(method, path)
 
-    assert answer.status == 403
-    assert answer.json() == {"message": "Missing Authentication Token"}
+    assert answer.status == 404
+    error = answer.json()["error"]
+    assert error["code"] == "not_found"
+    assert "POST /v1/images" in error["message"] and "GET /v1/images/{job_id}" in error["message"]
+
+
+@pytest.mark.parametrize("key", [None, "not-a-key"])
+def test_an_unknown_route_without_a_valid_key_is_404_too(stack, key, nothing_left_behind):
+    """API Gateway matches the route before it checks the key."""
+    answer = ApiClient(stack.api_url, api_key=key).request("GET", "/v1/nothing-here")
+
+    assert answer.status == 404
+    assert answer.json()["error"]["code"] == "not_found"
+
+
+def test_headers_over_api_gateways_quota_are_431_in_the_error_model(api, nothing_left_behind):
+    answer = api.request("POST", "/v1/images", body={"prompt": "x"}, headers={"X-Padding": "x" * 11_000})
+
+    assert answer.status == 431
+    assert set(answer.json()) == {"error"}
+    assert answer.json()["error"]["code"] == "request_refused"
+    assert "10240 bytes" in answer.json()["error"]["message"]
+
+
+def test_a_header_line_the_http_layer_refuses_is_answered_in_the_error_model_too(api, nothing_left_behind):
+    """A single header line over 64 KiB never reaches the route matching: http.server refuses it."""
+    answer = api.request("POST", "/v1/images", body={"prompt": "x"}, headers={"X-Padding": "x" * 70_000})
+
+    assert answer.status == 431
+    assert answer.headers["Content-Type"] == "application/json"
+    assert answer.json()["error"]["code"] == "request_refused"
 
 
 def test_another_keys_job_reads_like_an_unknown_one(stack, api):

@@ -77,6 +77,6 @@ class ErrorBody(DocumentedModel):
 
 
 class GatewayMessage(DocumentedModel):
-    """API Gateway's own answer (no or bad API key, quota exceeded)."""
+    """API Gateway's own answer to a missing or unknown API key."""
 
     message: str = Field(examples=["Forbidden"])
