@@ -505,16 +505,35 @@ def run_scenario(stack: LocalStack, scenario: Scenario, *, timeout: float = 40) 
 OTHER_KEY = "zimage-reliability-other-key"
 
 
-def abuse_requests(foreign_job_id: str) -> list[tuple[str, str, str, dict, bytes | None]]:
-    """(name, method, path, headers, body): hostile or malformed requests; each must be a 4xx."""
+@dataclass
+class AbuseRequest:
+    """A hostile or malformed request, and what its answer must say."""
+
+    name: str
+    method: str
+    path: str
+    headers: dict[str, str | None]  # None drops the header (x-api-key is sent unless dropped)
+    body: bytes | None = None
+    field: str | None = None  # the one field the error names, when one is at fault
+    bad_key: bool = False  # answered by API Gateway's own 403 {"message": "Forbidden"}
+
+
+FORGED_CURSOR = "WyIyMDI2LTAxLTAxVDAwOjAwOjAwLjAwMFoiLCAiLi4vLi4vIl0"  # ["2026-01-01T00:00:00.000Z", "../../"]
+
+
+def abuse_requests(foreign_job_id: str) -> list[AbuseRequest]:
+    """Hostile or malformed requests; each must be a 4xx."""
     j = "application/json"
 
-    def post(name: str, body: object, content_type: str = j, **headers: str) -> tuple:
+    def post(name: str, body: object, field: str | None = None, content_type: str = j, **headers: str | None):
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        return (name, "POST", "/v1/images", {"Content-Type": content_type, **headers}, raw)
+        return AbuseRequest(name, "POST", "/v1/images", {"Content-Type": content_type, **headers}, raw, field)
 
-    def get(name: str, path: str, **headers: str) -> tuple:
-        return (name, "GET", path, headers, None)
+    def get(name: str, path: str, field: str | None = None, **headers: str | None) -> AbuseRequest:
+        return AbuseRequest(name, "GET", path, headers, None, field)
+
+    def without_key(name: str, path: str = "/v1/images", **headers: str | None) -> AbuseRequest:
+        return AbuseRequest(name, "GET", path, {"x-api-key": None, **headers}, None, bad_key=True)
 
     return [
         post("bad JSON", b"{prompt: fox}"),
@@ -524,42 +543,43 @@ def abuse_requests(foreign_job_id: str) -> list[tuple[str, str, str, dict, bytes
         post("array at the top", [{"prompt": "fox"}]),
         post("string at the top", "a fox"),
         post("number at the top", 42),
-        post("prompt missing", {"size": "512*512"}),
-        post("prompt null", {"prompt": None}),
-        post("prompt a number", {"prompt": 12}),
-        post("prompt a boolean", {"prompt": True}),
-        post("prompt an object", {"prompt": {"text": "fox"}}),
-        post("prompt a list", {"prompt": ["fox"]}),
-        post("prompt empty", {"prompt": ""}),
-        post("prompt whitespace", {"prompt": " \t\n "}),
-        post("prompt 4001 characters", {"prompt": "x" * 4001}),
-        post("prompt of 1 MB", {"prompt": "x" * 1_000_000}),
-        post("prompt with NUL", {"prompt": "fox\u0000"}),
-        post("prompt with escape codes", {"prompt": "fox\u001b[31m"}),
+        post("prompt missing", {"size": "512*512"}, "prompt"),
+        post("prompt null", {"prompt": None}, "prompt"),
+        post("prompt a number", {"prompt": 12}, "prompt"),
+        post("prompt a boolean", {"prompt": True}, "prompt"),
+        post("prompt an object", {"prompt": {"text": "fox"}}, "prompt"),
+        post("prompt a list", {"prompt": ["fox"]}, "prompt"),
+        post("prompt empty", {"prompt": ""}, "prompt"),
+        post("prompt whitespace", {"prompt": " \t\n "}, "prompt"),
+        post("prompt 4001 characters", {"prompt": "x" * 4001}, "prompt"),
+        post("prompt of 1 MB", {"prompt": "x" * 1_000_000}),  # the body as a whole is too large
+        post("prompt with NUL", {"prompt": "fox\u0000"}, "prompt"),
+        post("prompt with escape codes", {"prompt": "fox\u001b[31m"}, "prompt"),
         post("invalid UTF-8", b'{"prompt": "\xff\xfe"}'),
-        post("size 1024x1024", {"prompt": "fox", "size": "1024x1024"}),
-        post("size 0*0", {"prompt": "fox", "size": "0*0"}),
-        post("size 1e3*512", {"prompt": "fox", "size": "1e3*512"}),
-        post("size negative", {"prompt": "fox", "size": "-512*512"}),
-        post("size huge", {"prompt": "fox", "size": "99999999999999999999*512"}),
-        post("size 2048*512", {"prompt": "fox", "size": "2048*512"}),
-        post("size a number", {"prompt": "fox", "size": 1024}),
-        post("size with spaces", {"prompt": "fox", "size": " 512 * 512 "}),
-        post("seed a float", {"prompt": "fox", "seed": 1.5}),
-        post("seed 7.0", {"prompt": "fox", "seed": 7.0}),
-        post("seed a boolean", {"prompt": "fox", "seed": True}),
-        post("seed a string", {"prompt": "fox", "seed": "7"}),
-        post("seed below -1", {"prompt": "fox", "seed": -2}),
-        post("seed huge", {"prompt": "fox", "seed": 10**30}),
-        post("seed 1e400", b'{"prompt": "fox", "seed": 1e400}'),
-        post("unknown field", {"prompt": "fox", "steps": 50}),
-        post("nested unknown", {"prompt": "fox", "extra": {"webhook": {"url": "https://x"}}}),
-        post("webhook to metadata", {"prompt": "fox", "webhook_url": "https://169.254.169.254/"}),
-        post("webhook over http", {"prompt": "fox", "webhook_url": "http://example.com/"}),
-        post("text/plain", {"prompt": "fox"}, "text/plain"),
-        post("form encoded", b"prompt=fox", "application/x-www-form-urlencoded"),
-        post("bad Idempotency-Key", {"prompt": "fox"}, **{"Idempotency-Key": "x" * 300}),
+        post("size 1024x1024", {"prompt": "fox", "size": "1024x1024"}, "size"),
+        post("size 0*0", {"prompt": "fox", "size": "0*0"}, "size"),
+        post("size 1e3*512", {"prompt": "fox", "size": "1e3*512"}, "size"),
+        post("size negative", {"prompt": "fox", "size": "-512*512"}, "size"),
+        post("size huge", {"prompt": "fox", "size": "99999999999999999999*512"}, "size"),
+        post("size 2048*512", {"prompt": "fox", "size": "2048*512"}, "size"),
+        post("size a number", {"prompt": "fox", "size": 1024}, "size"),
+        post("size with spaces", {"prompt": "fox", "size": " 512 * 512 "}, "size"),
+        post("seed a float", {"prompt": "fox", "seed": 1.5}, "seed"),
+        post("seed 7.0", {"prompt": "fox", "seed": 7.0}, "seed"),
+        post("seed a boolean", {"prompt": "fox", "seed": True}, "seed"),
+        post("seed a string", {"prompt": "fox", "seed": "7"}, "seed"),
+        post("seed below -1", {"prompt": "fox", "seed": -2}, "seed"),
+        post("seed huge", {"prompt": "fox", "seed": 10**30}, "seed"),
+        post("seed 1e400", b'{"prompt": "fox", "seed": 1e400}', "seed"),
+        post("unknown field", {"prompt": "fox", "steps": 50}, "steps"),
+        post("nested unknown", {"prompt": "fox", "extra": {"webhook": {"url": "https://x"}}}, "extra"),
+        post("webhook to metadata", {"prompt": "fox", "webhook_url": "https://169.254.169.254/"}, "webhook_url"),
+        post("webhook over http", {"prompt": "fox", "webhook_url": "http://example.com/"}, "webhook_url"),
+        post("text/plain", {"prompt": "fox"}, "Content-Type", "text/plain"),
+        post("form encoded", b"prompt=fox", "Content-Type", "application/x-www-form-urlencoded"),
+        post("bad Idempotency-Key", {"prompt": "fox"}, "Idempotency-Key", **{"Idempotency-Key": "x" * 300}),
         post("giant header", {"prompt": "fox"}, **{"X-Padding": "x" * 60_000}),
+        post("header line over 64 KiB", {"prompt": "fox"}, **{"X-Padding": "x" * 70_000}),
         get("path traversal in id", "/v1/images/..%2F..%2Fetc%2Fpasswd"),
         get("dot-dot id", "/v1/images/img_.."),
         get("SQL in id", "/v1/images/img_'%20OR%20'1'='1"),
@@ -567,21 +587,48 @@ def abuse_requests(foreign_job_id: str) -> list[tuple[str, str, str, dict, bytes
         get("script in id", "/v1/images/%3Cscript%3Ealert(1)%3C%2Fscript%3E"),
         get("very long id", "/v1/images/img_" + "A" * 5000),
         get("another key's job", f"/v1/images/{foreign_job_id}"),
-        get("forged cursor", "/v1/images?cursor=eyJqb2JfaWQiOiB7IlMiOiAieCJ9fQ"),
-        get("cursor of another shape", "/v1/images?cursor=WyIyMDI2LTAxLTAxVDAwOjAwOjAwLjAwMFoiLCAiLi4vLi4vIl0"),
-        get("SQL in cursor", "/v1/images?cursor=%27%3B%20DROP%20TABLE%20jobs%3B--"),
-        get("limit zero", "/v1/images?limit=0"),
-        get("limit huge", "/v1/images?limit=100000000000000000000"),
-        get("status unknown", "/v1/images?status=all"),
-        ("another key's cancel", "DELETE", f"/v1/images/{foreign_job_id}", {}, None),
+        get("forged cursor", "/v1/images?cursor=eyJqb2JfaWQiOiB7IlMiOiAieCJ9fQ", "cursor"),
+        get(
+            "cursor of another shape", "/v1/images?cursor=WyIyMDI2LTAxLTAxVDAwOjAwOjAwLjAwMFoiLCAiLi4vLi4vIl0", "cursor"
+        ),
+        get("SQL in cursor", "/v1/images?cursor=%27%3B%20DROP%20TABLE%20jobs%3B--", "cursor"),
+        get("limit zero", "/v1/images?limit=0", "limit"),
+        get("limit huge", "/v1/images?limit=100000000000000000000", "limit"),
+        get("status unknown", "/v1/images?status=all", "status"),
+        get("a route the API does not have", "/v1/admin/jobs"),
+        AbuseRequest("another key's cancel", "DELETE", f"/v1/images/{foreign_job_id}", {}),
+        without_key("no API key"),
+        without_key("unknown API key", **{"x-api-key": "zimage-guessed-key"}),
+        without_key("empty API key", **{"x-api-key": ""}),
+        without_key("API key in the query string", f"/v1/images?api_key={DEV_API_KEY}"),
+        without_key("API key as a bearer token", Authorization=f"Bearer {DEV_API_KEY}"),
+        without_key("another key's job without a key", f"/v1/images/{foreign_job_id}"),
     ]
 
 
 @dataclass
 class AbuseResult:
-    name: str
+    request: AbuseRequest
     status: int
-    code: str
+    body: object  # the answer's JSON (None when it is not JSON)
+    upstream_calls: int  # upstream calls made while it was answered
+    jobs_created: int
+
+    @property
+    def name(self) -> str:
+        return self.request.name
+
+    @property
+    def error(self) -> dict:
+        error = self.body.get("error") if isinstance(self.body, dict) else None
+        return error if isinstance(error, dict) else {}
+
+    @property
+    def code(self) -> str:
+        """The error code, or API Gateway's own message when the answer is outside the model."""
+        if self.error:
+            return str(self.error.get("code"))
+        return str(self.body.get("message", "")) if isinstance(self.body, dict) else ""
 
 
 def run_abuse(stack: LocalStack) -> tuple[list[AbuseResult], dict]:
@@ -597,16 +644,21 @@ def run_abuse(stack: LocalStack) -> tuple[list[AbuseResult], dict]:
     stack.emulator.reset()
     jobs_before = _job_count(stack)
     results = []
-    for name, method, path, headers, body in abuse_requests(foreign):
-        answer = http.request(method, stack.api_url + path, body=body, headers={"x-api-key": DEV_API_KEY, **headers})
+    for request in abuse_requests(foreign):
+        calls, jobs = sum(stack.emulator.calls.values()), _job_count(stack)
+        headers = {
+            name: value for name, value in {"x-api-key": DEV_API_KEY, **request.headers}.items() if value is not None
+        }
+        answer = http.request(request.method, stack.api_url + request.path, body=request.body, headers=headers)
         try:
-            parsed = json.loads(answer.data or b"{}")
+            parsed = json.loads(answer.data)
         except ValueError:
-            parsed = {}
-        code = (
-            parsed.get("error", {}).get("code") if isinstance(parsed.get("error"), dict) else parsed.get("message", "")
+            parsed = None
+        results.append(
+            AbuseResult(
+                request, answer.status, parsed, sum(stack.emulator.calls.values()) - calls, _job_count(stack) - jobs
+            )
         )
-        results.append(AbuseResult(name, answer.status, str(code)))
     healthy = http.request(
         "POST",
         f"{stack.api_url}/v1/images",
@@ -763,14 +815,14 @@ def render(outcomes: list[Outcome], abuse: list[AbuseResult], left: dict, load: 
         "",
         "## Abuse and bad input",
         "",
-        f"{len(abuse)} hostile or malformed requests over HTTP. Every one got a 4xx in the error model",
-        f"(or API Gateway's own 403); {left['upstream_calls']} upstream calls and {left['jobs_left']} jobs "
-        "were left behind; the service "
+        f"{len(abuse)} hostile or malformed requests over HTTP. Every one got a 4xx in the error model, naming",
+        "the field at fault when there was one (API Gateway's own 403 `Forbidden` only for a missing or unknown",
+        f"key); {left['upstream_calls']} upstream calls and {left['jobs_left']} jobs were left behind; the service "
         f"{'made an image right after' if left['healthy_after'] else 'was NOT healthy after'}.",
         "",
-        "| request | status | code |",
-        "|---|---|---|",
-        *[f"| {a.name} | {a.status} | {a.code} |" for a in abuse],
+        "| request | status | code | field |",
+        "|---|---|---|---|",
+        *[f"| {a.name} | {a.status} | {a.code} | {a.error.get('field') or '-'} |" for a in abuse],
         "",
         "## Load",
         "",
