@@ -1,0 +1,27 @@
+"""Over HTTP: a succeeded job's image URL is signed for PresignedUrlSeconds (the template's
+default, 900 s, on this stack) and expires_at says until when."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import urllib3
+
+from local.template import load_template
+from zimage.models import epoch_seconds
+
+
+def test_the_image_url_lives_as_long_as_the_parameters_default(stack, api):
+    default = load_template()["Parameters"]["PresignedUrlSeconds"]["Default"]
+    assert default == 900 and "PresignedUrlSeconds" not in stack.parameters
+    job = api.wait(api.submit(size="512*512")["id"])
+    assert job["status"] == "succeeded", job
+
+    before = time.time()
+    image = api.get(job["id"])["image"]
+    after = time.time()
+
+    assert parse_qs(urlsplit(image["url"]).query)["X-Amz-Expires"] == [str(default)]
+    assert before + default - 0.001 <= epoch_seconds(image["expires_at"]) <= after + default
+    assert urllib3.request("GET", image["url"], timeout=10).status == 200
