@@ -3,8 +3,9 @@ documented (../shared/novita-contract.md) and draws real images of the requested
 
 Tasks go queued -> processing -> succeeded over a configurable time, reporting eta and progress.
 Knobs make it misbehave on purpose: failed tasks, tasks that never end, 429/5xx answers, slow or
-dropped connections, garbled JSON and broken images. Settings apply to tasks created after the
-change; scripted faults are consumed one per request, in order.
+dropped connections, garbled JSON and broken images, or no server at all (`refuse_connections`).
+Settings apply to tasks created after the change; scripted faults are consumed one per request,
+in order.
 
 Control it in-process (`emulator.configure(...)`, `emulator.script(...)`) or over HTTP:
 `POST /_emulator/settings`, `POST /_emulator/faults`, `POST /_emulator/reset`, `GET /_emulator/stats`.
@@ -13,6 +14,7 @@ Control it in-process (`emulator.configure(...)`, `emulator.script(...)`) or ove
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -20,6 +22,7 @@ import math
 import random
 import re
 import secrets
+import socket
 import threading
 import time
 from collections import Counter, deque
@@ -109,8 +112,9 @@ class NovitaEmulator:
         self.calls: Counter[str] = Counter()
         self._faults: dict[str, deque[Fault]] = {SUBMIT: deque(), RESULT: deque(), IMAGE: deque()}
         self._lock = threading.Lock()
-        self._server = BurstTolerantHTTPServer((host, port), _handler_for(self))
+        self._server = _EmulatorServer((host, port), _handler_for(self))
         self._thread: threading.Thread | None = None
+        self._serving = False
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -120,13 +124,40 @@ class NovitaEmulator:
         return f"http://{host}:{port}"
 
     def start(self) -> NovitaEmulator:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="novita-emulator", daemon=True)
+        self._serving = True
+        # A short poll interval: refuse_connections() waits for the serving loop to notice.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="novita-emulator", daemon=True
+        )
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._serving:
+            self._server.shutdown()
+            self._serving = False
         self._server.server_close()
+        self._server.close_open_connections()
+
+    def refuse_connections(self) -> None:
+        """Go down like a crashed upstream: stop listening and close every open connection, so
+        that each new connection is refused by the kernel (ECONNREFUSED) and no pooled
+        keep-alive connection is reused, until `accept_connections()`. The port stays ours."""
+        if not self._serving:
+            return
+        self._server.shutdown()
+        self._serving = False
+        self._server.socket.close()
+        self._server.close_open_connections()
+
+    def accept_connections(self) -> None:
+        """Listen again on the same address (the base URL does not change)."""
+        if self._serving:
+            return
+        self._server.socket = socket.socket(self._server.address_family, self._server.socket_type)
+        self._server.server_bind()
+        self._server.server_activate()
+        self.start()
 
     # --- knobs ---------------------------------------------------------------------------
 
@@ -301,6 +332,37 @@ def _broken(variant: str, data: bytes) -> bytes:
     if variant == "oversized":  # a valid JPEG, padded after its end to 2 MiB and more
         return data + b"\x00" * (2 * 1024 * 1024)
     return data
+
+
+class _EmulatorServer(BurstTolerantHTTPServer):
+    """Knows its open connections, so that going down can close them as a real outage does."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_open_connections(self) -> None:
+        with self._open_lock:
+            open_now, self._open = list(self._open), set()
+        for connection in open_now:
+            with contextlib.suppress(OSError):  # already closed by the client
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if self.socket.fileno() == -1:  # a request cut short by refuse_connections(): expected
+            return
+        super().handle_error(request, client_address)
 
 
 def _handler_for(emulator: NovitaEmulator) -> type[BaseHTTPRequestHandler]:
