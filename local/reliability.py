@@ -7,7 +7,9 @@ which runs it, plus the abuse battery and the load run, and writes docs/reliabil
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import statistics
 import threading
 import time
@@ -17,11 +19,16 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
+from unittest import mock
+from urllib.parse import urlsplit
 
 import urllib3
+import urllib3.util.connection
+from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from local.novita_emulator import EmulatorSettings, Fault
+from local.novita_emulator import EmulatorSettings, Fault, NovitaEmulator
 from local.stack import DEV_API_KEY, LocalStack
 from local.template import ROOT
 
@@ -51,6 +58,35 @@ def _error(status: int, reason: str, message: str = "") -> dict:
     return {"code": status, "reason": reason, "message": message or reason.lower()}
 
 
+# How many upstream calls of a kind a scenario may make: exactly n, or from..to.
+Bound = int | tuple[int, int]
+
+# Task-result calls, from the settings above. A turn asks at most every FastPollIntervalSeconds
+# for at most twice FastPollWindowSeconds, and a job has at most MaxPolls turns: more than that
+# is a runaway loop.
+CALLS_PER_TURN = int(2 * PARAMETERS["FastPollWindowSeconds"] / float(PARAMETERS["FastPollIntervalSeconds"])) + 1
+CALLS_PER_JOB = PARAMETERS["MaxPolls"] * CALLS_PER_TURN
+# The emulator's task ends 0.7 s after the submit, inside the first turn, which asks every
+# 0.25 s: 1 to 4 answers, one more for rounding.
+USUAL_POLLS = (1, 5)
+
+
+def after(faults: int, polls: Bound = USUAL_POLLS) -> tuple[int, int]:
+    """Task-result calls when `faults` scripted answers come before the usual ones."""
+    low, high = (polls, polls) if isinstance(polls, int) else polls
+    return (low + faults, high + faults)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The upstream goes down: the emulator stops listening and closes its connections, so the
+    kernel refuses every new one (local.novita_emulator.refuse_connections). It comes back after
+    `attempts` refused connection attempts, or when the job has ended."""
+
+    after_submit: bool = False  # go down once POST /v1/images has answered, not before it
+    attempts: float = math.inf
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -60,10 +96,18 @@ class Scenario:
     body: dict = field(default_factory=lambda: {"prompt": "a fox in the fault matrix", "size": "512*512"})
     http_status: int = 202  # what POST answers
     status: str | None = None  # the job's end, when one was made
-    code: str | None = None  # the job's error code, or the HTTP error code
-    message: str | None = None  # a fragment of the error message
-    submit_calls: int = 1
+    code: str | None = None  # the job's error code, or the HTTP error code; every failure names one
+    message: str | None = None  # a fragment of the error message; every failure names one
+    submit_calls: Bound = 1  # calls the upstream answered (or cut), by endpoint
+    poll_calls: Bound = 0
+    image_calls: Bound = 0
+    refused_calls: Bound = 0  # connection attempts the kernel refused while the upstream was down
+    refuse: Refusal | None = None
     aws_fault: tuple[str, str, str] | None = None  # (client, botocore event, error code)
+
+    @property
+    def succeeds(self) -> bool:
+        return self.http_status == 202 and self.status == "succeeded"
 
 
 def _script(endpoint: str, *faults: Fault) -> Callable[[LocalStack], None]:
@@ -80,6 +124,10 @@ def _both(*steps: Callable[[LocalStack], None]) -> Callable[[LocalStack], None]:
 
 LIMITED = Fault(status=429, headers={"Retry-After": "1"}, body=_error(429, "RATE_LIMIT_EXCEEDED"))
 LIMITED_BARE = Fault(status=429, body=_error(429, "RATE_LIMIT_EXCEEDED"))
+UNAVAILABLE = "the image model is unavailable; retry later"  # every 503 a submit answers
+NO_ANSWER = "the image model did not answer in time; retry later"
+# A read is tried once and retried 3 times (novita.read_retry) before the turn counts an error.
+READ_ATTEMPTS = 4
 
 SCENARIOS: list[Scenario] = [
     # --- submit ---------------------------------------------------------------------------------
@@ -90,6 +138,8 @@ SCENARIOS: list[Scenario] = [
         _script("submit", LIMITED),
         status="succeeded",
         submit_calls=2,
+        poll_calls=USUAL_POLLS,
+        image_calls=1,
     ),
     Scenario(
         "429 on submit without Retry-After, then accepted",
@@ -98,6 +148,8 @@ SCENARIOS: list[Scenario] = [
         _script("submit", LIMITED_BARE),
         status="succeeded",
         submit_calls=2,
+        poll_calls=USUAL_POLLS,
+        image_calls=1,
     ),
     Scenario(
         "429 on submit, persisting",
@@ -106,6 +158,7 @@ SCENARIOS: list[Scenario] = [
         _script("submit", LIMITED, LIMITED, LIMITED),
         http_status=429,
         code="upstream_rate_limited",
+        message="the image model is at its rate limit",
         submit_calls=3,
     ),
     *[
@@ -116,6 +169,7 @@ SCENARIOS: list[Scenario] = [
             _script("submit", Fault(status=status, body=_error(status, "CREATE_TASK_FAILED"))),
             http_status=503,
             code="upstream_unavailable",
+            message=UNAVAILABLE,
         )
         for status in (500, 502, 503, 504)
     ],
@@ -126,6 +180,28 @@ SCENARIOS: list[Scenario] = [
         _script("submit", Fault(status=503, headers={"Retry-After": "0"}, body=_error(503, "BUSY"))),
         http_status=503,
         code="upstream_unavailable",
+        message=UNAVAILABLE,
+    ),
+    Scenario(
+        "connection refused once on submit, then accepted",
+        "retry",
+        "a connection that never opened carried no request, so no task can exist: safe to repeat",
+        refuse=Refusal(attempts=1),
+        status="succeeded",
+        refused_calls=1,
+        poll_calls=USUAL_POLLS,
+        image_calls=1,
+    ),
+    Scenario(
+        "connection refused on submit, persisting",
+        "retry twice, then answer 503",
+        "no task can exist; after 1 s of retries the caller is told at once, no job is made",
+        refuse=Refusal(),
+        http_status=503,
+        code="upstream_unavailable",
+        message=UNAVAILABLE,
+        submit_calls=0,
+        refused_calls=3,  # novita.submit_retry: 2 retries
     ),
     Scenario(
         "connection reset before the submit's answer",
@@ -134,6 +210,7 @@ SCENARIOS: list[Scenario] = [
         _script("submit", Fault(drop=True)),
         http_status=504,
         code="upstream_timeout",
+        message=NO_ANSWER,
     ),
     Scenario(
         "read timeout on submit",
@@ -142,6 +219,7 @@ SCENARIOS: list[Scenario] = [
         _script("submit", Fault(delay=1.5, passthrough=True)),
         http_status=504,
         code="upstream_timeout",
+        message=NO_ANSWER,
     ),
     Scenario(
         "submit answered with non-JSON",
@@ -150,6 +228,7 @@ SCENARIOS: list[Scenario] = [
         _script("submit", Fault(raw=b"<html>bad gateway</html>")),
         http_status=503,
         code="upstream_unavailable",
+        message=UNAVAILABLE,
     ),
     Scenario(
         "submit answered without task_id",
@@ -158,6 +237,7 @@ SCENARIOS: list[Scenario] = [
         _script("submit", Fault(body={"id": "x"})),
         http_status=503,
         code="upstream_unavailable",
+        message=UNAVAILABLE,
     ),
     Scenario(
         "INVALID_API_KEY on submit",
@@ -166,6 +246,7 @@ SCENARIOS: list[Scenario] = [
         _script("submit", Fault(status=403, body=_error(403, "INVALID_API_KEY"))),
         http_status=502,
         code="upstream_error",
+        message="the image model refused the service's credentials",
     ),
     # --- poll -----------------------------------------------------------------------------------
     Scenario(
@@ -174,6 +255,8 @@ SCENARIOS: list[Scenario] = [
         "reads are free to repeat; Retry-After honoured",
         _script("result", LIMITED_BARE, LIMITED),
         status="succeeded",
+        poll_calls=after(2),
+        image_calls=1,
     ),
     *[
         Scenario(
@@ -182,16 +265,50 @@ SCENARIOS: list[Scenario] = [
             "reads are free to repeat",
             _script("result", *[Fault(status=status, body=_error(status, "GET_RESULT_FAILED"))] * 2),
             status="succeeded",
+            poll_calls=after(2),
+            image_calls=1,
         )
         for status in (500, 502, 503, 504)
     ],
-    Scenario("connection reset on poll", "retry", "a read", _script("result", Fault(drop=True)), status="succeeded"),
+    Scenario(
+        "connection refused on poll for a whole turn",
+        "retry next turn",
+        "a read: the turn's own retries meet the refusal too, so the Wait backs off and the next turn asks again",
+        refuse=Refusal(after_submit=True, attempts=READ_ATTEMPTS),
+        status="succeeded",
+        # The first turn may have had an answer before the upstream went down.
+        poll_calls=(1, 6),
+        image_calls=1,
+        refused_calls=READ_ATTEMPTS,
+    ),
+    Scenario(
+        "connection refused on poll, persisting",
+        "retry, then fail",
+        "MaxConsecutiveUpstreamErrors turns in a row, each with its own retries",
+        refuse=Refusal(after_submit=True),
+        status="failed",
+        code="upstream_unavailable",
+        message="failed 3 polls in a row; last: the upstream could not be reached for GET /v3/async/task-result",
+        poll_calls=(0, 1),
+        refused_calls=3 * READ_ATTEMPTS,
+    ),
+    Scenario(
+        "connection reset on poll",
+        "retry",
+        "a read",
+        _script("result", Fault(drop=True)),
+        status="succeeded",
+        poll_calls=after(1),
+        image_calls=1,
+    ),
     Scenario(
         "connection reset mid-body on poll",
         "retry next turn",
         "the body was cut; the next poll asks again",
         _script("result", Fault(body={"task": {"status": "TASK_STATUS_SUCCEED"}, "pad": "x" * 200}, truncate=20)),
         status="succeeded",
+        poll_calls=after(1),
+        image_calls=1,
     ),
     Scenario(
         "read timeout on poll",
@@ -199,6 +316,8 @@ SCENARIOS: list[Scenario] = [
         "a read",
         _script("result", Fault(delay=1.5, passthrough=True)),
         status="succeeded",
+        poll_calls=after(1),
+        image_calls=1,
     ),
     Scenario(
         "slow body on poll",
@@ -206,6 +325,8 @@ SCENARIOS: list[Scenario] = [
         "a body may take 3x the read timeout, then it is cut",
         _script("result", Fault(body={"task": {"status": "TASK_STATUS_PROCESSING"}, "pad": "x" * 40}, slow_body=4)),
         status="succeeded",
+        poll_calls=after(1),
+        image_calls=1,
     ),
     Scenario(
         "non-JSON poll answers, persisting",
@@ -214,6 +335,8 @@ SCENARIOS: list[Scenario] = [
         _script("result", *[Fault(raw=b"<html>oops</html>")] * 20),
         status="failed",
         code="upstream_unavailable",
+        message="3 polls in a row; last: the upstream answered GET /v3/async/task-result with a body that is not JSON",
+        poll_calls=3,  # a 200 is not retried inside a turn: one answer a turn
     ),
     Scenario(
         "truncated JSON on poll",
@@ -221,6 +344,8 @@ SCENARIOS: list[Scenario] = [
         "counted as an upstream error, then recovered",
         _script("result", Fault(raw=b'{"task": {"status": "TASK_ST')),
         status="succeeded",
+        poll_calls=after(1),
+        image_calls=1,
     ),
     Scenario(
         "JSON without task",
@@ -228,14 +353,18 @@ SCENARIOS: list[Scenario] = [
         "an unknown status is not final; the deadline bounds it",
         _script("result", Fault(body={"images": []})),
         status="succeeded",
+        poll_calls=after(1),
+        image_calls=1,
     ),
     Scenario(
         "JSON without task, persisting",
         "keep polling, then fail",
-        "ends at the deadline",
+        "ends at the deadline or the poll cap, whichever comes first",
         _script("result", *[Fault(body={"extra": {}})] * 60),
         status="failed",
         code="timeout",
+        message="the image was not ready",  # before the job's deadline / within the allowed number of polls
+        poll_calls=(PARAMETERS["MaxPolls"], CALLS_PER_JOB),
     ),
     Scenario(
         "task without status",
@@ -243,6 +372,8 @@ SCENARIOS: list[Scenario] = [
         "as unknown",
         _script("result", Fault(body={"task": {"task_id": "x"}})),
         status="succeeded",
+        poll_calls=after(1),
+        image_calls=1,
     ),
     Scenario(
         "unknown status",
@@ -250,9 +381,17 @@ SCENARIOS: list[Scenario] = [
         "TASK_STATUS_UNKNOWN (known to the JS SDK) is not final",
         _script("result", Fault(body={"task": {"status": "TASK_STATUS_UNKNOWN"}})),
         status="succeeded",
+        poll_calls=after(1),
+        image_calls=1,
     ),
     Scenario(
-        "image_url_ttl as a string", "accept", "documented variant", _configure(ttl_style="string"), status="succeeded"
+        "image_url_ttl as a string",
+        "accept",
+        "documented variant",
+        _configure(ttl_style="string"),
+        status="succeeded",
+        poll_calls=USUAL_POLLS,
+        image_calls=1,
     ),
     Scenario(
         'image_url_ttl as "0"',
@@ -260,6 +399,8 @@ SCENARIOS: list[Scenario] = [
         "documented variant: unspecified",
         _configure(ttl_style="zero"),
         status="succeeded",
+        poll_calls=USUAL_POLLS,
+        image_calls=1,
     ),
     Scenario(
         "FAILED with a reason",
@@ -268,7 +409,8 @@ SCENARIOS: list[Scenario] = [
         _configure(outcome="fail", fail_reason="NSFW content"),
         status="failed",
         code="upstream_failed",
-        message="NSFW content",
+        message="the image model failed the task: NSFW content",
+        poll_calls=USUAL_POLLS,
     ),
     Scenario(
         "FAILED without a reason",
@@ -277,7 +419,8 @@ SCENARIOS: list[Scenario] = [
         _configure(outcome="fail", fail_reason=""),
         status="failed",
         code="upstream_failed",
-        message="no reason given",
+        message="the image model failed the task: no reason given",
+        poll_calls=USUAL_POLLS,
     ),
     Scenario(
         "a task that never finishes",
@@ -286,6 +429,9 @@ SCENARIOS: list[Scenario] = [
         _configure(outcome="never", eta_override=30),
         status="failed",
         code="timeout",
+        message="the image was not ready before the job's deadline",
+        # An eta of 30 s: no fast polling, one answer a turn, turns as long as MaxWaitSeconds.
+        poll_calls=(2, PARAMETERS["MaxPolls"]),
     ),
     Scenario(
         "a task always almost done",
@@ -294,7 +440,8 @@ SCENARIOS: list[Scenario] = [
         _configure(outcome="never", eta_override=1),
         status="failed",
         code="timeout",
-        message="number of polls",
+        message="the image was not ready within the allowed number of polls",
+        poll_calls=(PARAMETERS["MaxPolls"], CALLS_PER_JOB),
     ),
     Scenario(
         "TASK_NOT_FOUND on poll",
@@ -303,8 +450,12 @@ SCENARIOS: list[Scenario] = [
         _script("result", Fault(status=404, body=_error(404, "TASK_NOT_FOUND"))),
         status="failed",
         code="upstream_task_lost",
+        message="no longer answers for this task: the upstream answered HTTP 404 TASK_NOT_FOUND",
+        poll_calls=1,
     ),
     # --- the image ------------------------------------------------------------------------------
+    # A turn that meets a refused image is retried twice by the state machine (States.ALL,
+    # MaxAttempts 2), and each retry asks for the task's result again.
     Scenario(
         "image URL answers 403",
         "retry the turn, then fail",
@@ -312,7 +463,9 @@ SCENARIOS: list[Scenario] = [
         _configure(image_status=403),
         status="failed",
         code="image_unavailable",
-        message="403",
+        message="could not be downloaded: the image URL answered HTTP 403",
+        poll_calls=after(2),
+        image_calls=3,
     ),
     Scenario(
         "image URL answers 404",
@@ -321,6 +474,9 @@ SCENARIOS: list[Scenario] = [
         _configure(image_status=404),
         status="failed",
         code="image_unavailable",
+        message="could not be downloaded: the image URL answered HTTP 404",
+        poll_calls=after(2),
+        image_calls=3,
     ),
     Scenario(
         "image URL answers 403 once",
@@ -328,6 +484,8 @@ SCENARIOS: list[Scenario] = [
         "recovers with a fresh result",
         _script("image", Fault(status=403, raw=b"<Error/>")),
         status="succeeded",
+        poll_calls=after(1),
+        image_calls=2,
     ),
     Scenario(
         "not an image",
@@ -336,6 +494,9 @@ SCENARIOS: list[Scenario] = [
         _configure(image_variant="not_image"),
         status="failed",
         code="invalid_image",
+        message="not a JPEG, PNG or WebP image",
+        poll_calls=USUAL_POLLS,
+        image_calls=1,
     ),
     Scenario(
         "truncated image",
@@ -344,7 +505,9 @@ SCENARIOS: list[Scenario] = [
         _configure(image_variant="truncated"),
         status="failed",
         code="invalid_image",
-        message="truncated",
+        message="the upstream JPEG image is truncated",
+        poll_calls=USUAL_POLLS,
+        image_calls=1,
     ),
     Scenario(
         "image of the wrong size",
@@ -353,7 +516,9 @@ SCENARIOS: list[Scenario] = [
         _configure(image_variant="wrong_size"),
         status="failed",
         code="invalid_image",
-        message="256*256",
+        message="the upstream image is 256*256, not the requested 512*512",
+        poll_calls=USUAL_POLLS,
+        image_calls=1,
     ),
     Scenario(
         "image larger than the cap",
@@ -362,7 +527,9 @@ SCENARIOS: list[Scenario] = [
         _configure(image_variant="oversized"),
         status="failed",
         code="invalid_image",
-        message="cap",
+        message="over the 1048576 byte cap",
+        poll_calls=USUAL_POLLS,
+        image_calls=1,
     ),
     Scenario(
         "invalid base64",
@@ -371,14 +538,18 @@ SCENARIOS: list[Scenario] = [
         _both(_configure(image_variant="bad_base64"), lambda stack: _set_base64(stack, True)),
         status="failed",
         code="invalid_image",
-        message="base64",
+        message="neither a URL nor valid base64",
+        poll_calls=USUAL_POLLS,
     ),
     # --- AWS --------------------------------------------------------------------------------------
+    # The failed turn is retried by the state machine, which asks and downloads again.
     Scenario(
         "S3 write fails once",
         "retry the turn",
         "the key comes from the job id: the retry overwrites",
         status="succeeded",
+        poll_calls=after(1),
+        image_calls=2,
         aws_fault=("s3", "before-call.s3.PutObject", "InternalError"),
     ),
     Scenario(
@@ -386,6 +557,9 @@ SCENARIOS: list[Scenario] = [
         "retry the turn",
         "conditional writes make the retry safe",
         status="succeeded",
+        # The first write is the turn's progress, or the success when the first answer is final.
+        poll_calls=after(1),
+        image_calls=(1, 2),
         aws_fault=("dynamodb", "before-call.dynamodb.UpdateItem", "ProvisionedThroughputExceededException"),
     ),
     Scenario(
@@ -393,6 +567,8 @@ SCENARIOS: list[Scenario] = [
         "retry the turn",
         "the retry rewrites the same key and records the job once",
         status="succeeded",
+        poll_calls=after(1),
+        image_calls=2,
         aws_fault=("s3", "after-call.s3.PutObject", "Crash"),
     ),
 ]
@@ -407,6 +583,26 @@ def _set_base64(stack: LocalStack, enabled: bool) -> None:
     runtime.settings = replace(runtime.settings, base64_output=enabled)
 
 
+# How long after its deadline a job may end. The poll step checks the deadline when a turn ends
+# and never asks for a Wait longer than what is left of it, but a Wait lasts at least 1 s, and
+# the turn it wakes runs to its end: at longest one read that times out on every attempt
+# (READ_ATTEMPTS x UpstreamReadTimeoutSeconds, with 0.5 + 1 s of back-off between them). Half a
+# second more for the table writes and state transitions on a shared machine. The backstops that
+# would end a job the poll step let through come much later: the execution's TimeoutSeconds
+# (ExecutionTimeoutSeconds) and the sweeper, three minutes past the deadline.
+DEADLINE_MARGIN_SECONDS = 1 + READ_ATTEMPTS * PARAMETERS["UpstreamReadTimeoutSeconds"] + 1.5 + 0.5
+COMPLETION_EVENTS = {"succeeded": "Image Generation Succeeded", "failed": "Image Generation Failed"}
+
+
+def within(value: int, bound: Bound) -> bool:
+    low, high = (bound, bound) if isinstance(bound, int) else bound
+    return low <= value <= high
+
+
+def _bound_text(bound: Bound) -> str:
+    return str(bound) if isinstance(bound, int) else f"{bound[0]}..{bound[1]}"
+
+
 @dataclass
 class Outcome:
     scenario: Scenario
@@ -415,63 +611,227 @@ class Outcome:
     status: str | None = None
     code: str | None = None
     message: str = ""
-    calls: dict = field(default_factory=dict)
-    objects: int = 0
+    calls: dict = field(default_factory=dict)  # answered by endpoint, and "refused" connections
+    record: Any = None  # the job's record in the table (zimage.models.Job)
+    view_image: dict | None = None  # `image` of the final GET
+    stored: dict | None = None  # the object at the record's image key: sha256, bytes, content_type
+    objects: int = 0  # objects under images/<job id>
+    stray_objects: list[str] = field(default_factory=list)  # made during the scenario, not the job's
+    caller_jobs: list[str] = field(default_factory=list)  # the caller's job records made during it
+    events: list[dict] = field(default_factory=list)  # completion events for the job
+    faults_fired: int = 0  # injected AWS faults that went off
     seconds: float = 0.0
 
     def problems(self) -> list[str]:
         s, found = self.scenario, []
+        if not s.succeeds and not (s.code and s.message):
+            found.append("the scenario names no expected error code and message")
         if self.http_status != s.http_status:
             found.append(f"HTTP {self.http_status}, expected {s.http_status}")
-        if s.status and self.status != s.status:
+        if self.status != s.status:
             found.append(f"job {self.status}, expected {s.status}")
-        if s.code and self.code != s.code:
+        if self.code != s.code:
             found.append(f"code {self.code}, expected {s.code}")
-        if s.message and s.message not in self.message:
+        if s.message is None and self.message:
+            found.append(f"message {self.message!r}, expected none")
+        if s.message is not None and s.message not in self.message:
             found.append(f"message {self.message!r} lacks {s.message!r}")
-        if self.calls.get("submit", 0) != s.submit_calls:
-            found.append(f"{self.calls.get('submit', 0)} submits, expected {s.submit_calls}")
-        if self.status not in (None, *TERMINAL):
-            found.append(f"job left {self.status}")
-        expected_objects = 1 if self.status == "succeeded" else 0
-        if self.objects != expected_objects:
-            found.append(f"{self.objects} stored objects, expected {expected_objects}")
+        for kind, bound in (
+            ("submit", s.submit_calls),
+            ("result", s.poll_calls),
+            ("image", s.image_calls),
+            ("refused", s.refused_calls),
+        ):
+            if not within(self.calls.get(kind, 0), bound):
+                found.append(f"{self.calls.get(kind, 0)} {kind} calls, expected {_bound_text(bound)}")
+        if s.aws_fault and self.faults_fired != 1:
+            found.append(f"the injected {s.aws_fault[0]} fault went off {self.faults_fired} times, expected once")
+        if self.stray_objects:
+            found.append(f"objects stored that belong to no job of this scenario: {self.stray_objects}")
+        if self.job_id:
+            found += self._job_problems()
+        elif self.caller_jobs:
+            found.append(f"the refused submit left job records behind: {self.caller_jobs}")
+        return found
+
+    def _job_problems(self) -> list[str]:
+        found, job = [], self.record
+        if job is None:
+            return ["the job has no record in the table"]
+        if job.status not in TERMINAL:
+            found.append(f"job left {job.status}")
+        elif not job.completed_at:
+            found.append("the ended job has no completed_at")
+        else:
+            from zimage.models import epoch_seconds
+
+            late = epoch_seconds(job.completed_at) - epoch_seconds(job.deadline_at)
+            if late > DEADLINE_MARGIN_SECONDS:
+                found.append(f"ended {late:.1f} s after its deadline, more than {DEADLINE_MARGIN_SECONDS} s")
+        kinds = [event["detail-type"] for event in self.events]
+        if kinds != [COMPLETION_EVENTS.get(job.status)]:
+            found.append(f"completion events {kinds}, expected one {COMPLETION_EVENTS.get(job.status)!r}")
+        if job.status != "succeeded":
+            if self.objects or job.image:
+                found.append(f"{self.objects} stored objects (image in record: {job.image}), expected none")
+            return found
+        image = job.image
+        if image is None or self.objects != 1 or self.stored is None:
+            return [*found, f"{self.objects} stored objects, image in record {image}: expected one of each"]
+        if image.key != f"images/{job.job_id}.{image.content_type.split('/')[-1].replace('jpeg', 'jpg')}":
+            found.append(f"stored at {image.key}, not at the job's own key")
+        recorded = {"sha256": image.sha256, "bytes": image.bytes, "content_type": image.content_type}
+        if self.stored != recorded:
+            found.append(f"the stored object {self.stored} is not the recorded image {recorded}")
+        shown = {name: (self.view_image or {}).get(name) for name in recorded}
+        if shown != recorded:
+            found.append(f"GET shows the image as {shown}, the record as {recorded}")
+        detail = self.events[0]["detail"] if self.events else {}
+        if (detail.get("key"), detail.get("image", {}).get("sha256")) != (image.key, image.sha256):
+            found.append("the succeeded event names another object than the record")
         return found
 
 
 @contextmanager
-def aws_fault(fault: tuple[str, str, str] | None) -> Iterator[None]:
-    """Fail the first matching call of the functions' own boto3 client (once)."""
+def aws_fault(fault: tuple[str, str, str] | None) -> Iterator[Counter[str]]:
+    """Fail the first matching call of the functions' own boto3 client (once); the counter says
+    whether it went off."""
+    fired: Counter[str] = Counter()
     if fault is None:
-        yield
+        yield fired
         return
     from zimage.runtime import shared_runtime
 
     runtime = shared_runtime()
     service, event, code = fault
     client = runtime.images._s3 if service == "s3" else runtime.jobs._table.meta.client
-    fired = threading.Event()
+    lock = threading.Lock()
 
     def fail_once(**_: object) -> None:
-        if not fired.is_set():
-            fired.set()
-            raise ClientError({"Error": {"Code": code, "Message": "injected fault"}}, event.rsplit(".", 1)[-1])
+        with lock:
+            if fired["fault"]:
+                return
+            fired["fault"] += 1
+        raise ClientError({"Error": {"Code": code, "Message": "injected fault"}}, event.rsplit(".", 1)[-1])
 
     client.meta.events.register(event, fail_once, unique_id="reliability-fault")
     try:
-        yield
+        yield fired
     finally:
         client.meta.events.unregister(event, unique_id="reliability-fault")
 
 
+class UpstreamOutage:
+    """Takes the emulator down for a scenario, and counts the connection attempts the kernel
+    refused meanwhile. Only the client sees those (a refused connection never reaches the
+    emulator), so the count is taken where the product's HTTP client, urllib3, opens its
+    sockets; the refusal itself is the kernel's."""
+
+    def __init__(self, emulator: NovitaEmulator):
+        self.emulator = emulator
+        self.refused = 0
+        self._port = urlsplit(emulator.url).port
+        self._attempts = math.inf
+        self._down = False
+        self._lock = threading.Lock()
+        self._open = urllib3.util.connection.create_connection
+
+    def begin(self, attempts: float) -> None:
+        with self._lock:
+            self._attempts, self._down = attempts, True
+            self.emulator.refuse_connections()
+
+    def end(self) -> None:
+        with self._lock:
+            if self._down:
+                self._down = False
+                self.emulator.accept_connections()
+
+    def _observed(self, address: tuple, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self._open(address, *args, **kwargs)
+        except ConnectionRefusedError:
+            if address[1] == self._port:
+                with self._lock:
+                    self.refused += 1
+                    back = self._down and self.refused >= self._attempts
+                if back:
+                    self.end()
+            raise
+
+    @contextmanager
+    def watching(self) -> Iterator[UpstreamOutage]:
+        with mock.patch.object(urllib3.util.connection, "create_connection", self._observed):
+            try:
+                yield self
+            finally:
+                self.end()
+
+
+def event_tap(stack: LocalStack) -> str:
+    """A queue that gets every completion event on the stack's bus, as a customer's rule would."""
+    sqs, events = stack.client("sqs"), stack.client("events")
+    url = sqs.create_queue(QueueName="reliability-event-tap")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    pattern = json.dumps({"source": ["zimage"]})
+    events.put_rule(Name="reliability-event-tap", EventBusName=stack.event_bus, EventPattern=pattern)
+    events.put_targets(Rule="reliability-event-tap", EventBusName=stack.event_bus, Targets=[{"Id": "tap", "Arn": arn}])
+    return url
+
+
+def drain(stack: LocalStack, queue_url: str) -> list[dict]:
+    """Every event in the tap now. EventBridge's rule delivers while the workflow's Emit state
+    runs, so once the execution has ended its event is there."""
+    sqs, found = stack.client("sqs"), []
+    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
+            found.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return found
+
+
+def _stored_keys(stack: LocalStack) -> set[str]:
+    pages = stack.client("s3").get_paginator("list_objects_v2").paginate(Bucket=stack.bucket)
+    return {item["Key"] for page in pages for item in page.get("Contents", [])}
+
+
+def _caller_jobs_since(stack: LocalStack, since: str) -> list[str]:
+    from zimage.jobs import OWNER_INDEX
+
+    answer = (
+        stack.resource("dynamodb")
+        .Table(stack.table)
+        .query(
+            IndexName=OWNER_INDEX,
+            KeyConditionExpression=Key("owner").eq(stack.api_keys[DEV_API_KEY]) & Key("created_at").gte(since),
+        )
+    )
+    return [item["job_id"] for item in answer["Items"]]
+
+
+def _stored_object(stack: LocalStack, image: Any) -> dict:
+    got = stack.client("s3").get_object(Bucket=image.bucket, Key=image.key)
+    data = got["Body"].read()
+    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "content_type": got["ContentType"]}
+
+
 def run_scenario(stack: LocalStack, scenario: Scenario, *, timeout: float = 40) -> Outcome:
+    from zimage.models import Job, iso, utc_now
+
     stack.emulator.reset()
     http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=2, read=30))
     headers = {"x-api-key": DEV_API_KEY, "Content-Type": "application/json"}
+    tap = event_tap(stack)
+    drain(stack, tap)  # what earlier jobs sent
+    keys_before = _stored_keys(stack)
+    since = iso(utc_now())
+    outage = UpstreamOutage(stack.emulator)
     started = time.monotonic()
     try:
         scenario.setup(stack)
-        with aws_fault(scenario.aws_fault):
+        with aws_fault(scenario.aws_fault) as fired, outage.watching():
+            if scenario.refuse and not scenario.refuse.after_submit:
+                outage.begin(scenario.refuse.attempts)
             answer = http.request("POST", f"{stack.api_url}/v1/images", body=json.dumps(scenario.body), headers=headers)
             outcome = Outcome(scenario, answer.status)
             body = answer.json()
@@ -479,6 +839,8 @@ def run_scenario(stack: LocalStack, scenario: Scenario, *, timeout: float = 40) 
                 outcome.code = body.get("error", {}).get("code")
                 outcome.message = body.get("error", {}).get("message", "")
             else:
+                if scenario.refuse and scenario.refuse.after_submit:
+                    outage.begin(scenario.refuse.attempts)
                 outcome.job_id = body["id"]
                 deadline = time.monotonic() + timeout
                 job = body
@@ -488,12 +850,24 @@ def run_scenario(stack: LocalStack, scenario: Scenario, *, timeout: float = 40) 
                 outcome.status = job["status"]
                 outcome.code = job.get("error", {}).get("code")
                 outcome.message = job.get("error", {}).get("message", "")
-        outcome.seconds = time.monotonic() - started
-        stack.wait_until_idle()
-        outcome.calls = dict(stack.emulator.calls)
+                outcome.view_image = job.get("image")
+            outcome.seconds = time.monotonic() - started
+            stack.wait_until_idle()
+        outcome.calls = {**stack.emulator.calls, "refused": outage.refused}
+        outcome.faults_fired = fired["fault"]
+        own = f"images/{outcome.job_id}." if outcome.job_id else None
+        new_keys = _stored_keys(stack) - keys_before
+        outcome.stray_objects = sorted(key for key in new_keys if not (own and key.startswith(own)))
+        events = drain(stack, tap)
         if outcome.job_id:
-            listing = stack.client("s3").list_objects_v2(Bucket=stack.bucket, Prefix=f"images/{outcome.job_id}")
-            outcome.objects = listing.get("KeyCount", 0)
+            outcome.objects = len([key for key in new_keys | keys_before if key.startswith(own)])
+            item = stack.resource("dynamodb").Table(stack.table).get_item(Key={"job_id": outcome.job_id}).get("Item")
+            outcome.record = Job.from_item(item) if item else None
+            outcome.events = [event for event in events if event["detail"].get("id") == outcome.job_id]
+            if outcome.record and outcome.record.image and outcome.objects:
+                outcome.stored = _stored_object(stack, outcome.record.image)
+        else:
+            outcome.caller_jobs = _caller_jobs_since(stack, since)
         return outcome
     finally:
         _set_base64(stack, False)
@@ -799,17 +1173,34 @@ def render(outcomes: list[Outcome], abuse: list[AbuseResult], left: dict, load: 
         "",
         "## Upstream and AWS faults",
         "",
-        "Every job ended (none was left queued or processing), and an image was stored exactly when the job succeeded.",
+        "Each row is a test. It asserts the answer to POST, the job's end, its error code and message (every",
+        "failure names both); the upstream calls by endpoint, each exact or within a bound the scenario states",
+        "(so a retry loop that runs away fails it), and the connection attempts refused while the upstream was",
+        "down (the emulator stops listening and closes its connections for those rows); that the job's own",
+        f"`completed_at` is at most {DEADLINE_MARGIN_SECONDS:g} s after its `deadline_at` (one Wait of at least",
+        "1 s and one turn with a read that times out on every attempt; `DEADLINE_MARGIN_SECONDS`); exactly one",
+        "completion event for the job, of its status; that a succeeded job's stored object has the sha256, size",
+        "and content type its record and GET give, at the job's own key, and that a failed job stored nothing;",
+        "that a refused submit left no job record for its caller; that no other object was written; and, for",
+        "the AWS faults, that the injected fault went off once.",
         "",
-        "| fault | decision | why | answer | job | error code | upstream calls (submit/poll/image) | s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| fault | decision | why | answer | job | error code | error message | upstream calls "
+        "(submit/poll/image) | connections refused | end - deadline (s) | s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for o in outcomes:
         calls = f"{o.calls.get('submit', 0)}/{o.calls.get('result', 0)}/{o.calls.get('image', 0)}"
         check = "" if not o.problems() else " **unexpected: " + "; ".join(o.problems()) + "**"
+        late = "-"
+        if o.record is not None and o.record.completed_at:
+            from zimage.models import epoch_seconds
+
+            late = f"{epoch_seconds(o.record.completed_at) - epoch_seconds(o.record.deadline_at):+.1f}"
+        message = o.message.replace("|", "\\|") or "-"
         lines.append(
             f"| {o.scenario.name} | {o.scenario.decision} | {o.scenario.why} | {o.http_status} | {o.status or '-'} "
-            f"| {o.code or '-'} | {calls} | {o.seconds:.1f}{check} |"
+            f"| {o.code or '-'} | {message} | {calls} | {o.calls.get('refused', 0)} | {late} "
+            f"| {o.seconds:.1f}{check} |"
         )
     lines += [
         "",
