@@ -4,6 +4,7 @@ the test schema cannot drift from the deployed one."""
 from __future__ import annotations
 
 import io
+import json
 import time
 from datetime import datetime
 
@@ -75,3 +76,26 @@ def picture(width: int, height: int, image_format: str = "JPEG") -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (width, height), (200, 80, 40)).save(out, image_format)
     return out.getvalue()
+
+
+class ManagedPolicies:
+    def load(self) -> dict:
+        return {
+            name: f"arn:aws:iam::aws:policy/{name}" for name in ("AWSXrayWriteOnlyAccess", "AWSXRayDaemonWriteAccess")
+        } | {"AWSLambdaBasicExecutionRole": "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}
+
+
+def expand(monkeypatch, **parameters: object) -> dict:
+    """What `sam deploy` does first: expand the SAM resources, with these parameter values."""
+    from samtranslator.translator.transform import transform
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    template = json.loads(json.dumps(load_template(), default=str))
+    for resource in template["Resources"].values():  # what `sam package` puts in place of local paths
+        properties = resource.get("Properties", {})
+        for name in ("CodeUri", "ContentUri"):
+            if isinstance(properties.get(name), str):
+                properties[name] = f"s3://artifacts/{name}.zip"
+        if isinstance(properties.get("DefinitionUri"), str):
+            properties["DefinitionUri"] = {"Bucket": "artifacts", "Key": "image_job.asl.json"}
+    return transform(template, parameters, ManagedPolicies())["Resources"]

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from local.template import load_template
+from .conftest import expand
 
 # AWS has no resource-level permissions for these: X-Ray's trace upload, and the vended log
 # delivery that Step Functions' logging configuration needs.
@@ -28,30 +28,6 @@ UNSCOPABLE_ACTIONS = {
 # The two SAM attaches to every function: CloudWatch Logs for the function's own log streams,
 # and X-Ray (see above). Any other managed policy would be a grant nobody reviewed here.
 MANAGED = {"AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess"}
-
-
-def sam_expanded(key_source: str, monkeypatch) -> dict:
-    """The template after the SAM transform, as `sam deploy` makes it."""
-    from samtranslator.translator.transform import transform
-
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    template = json.loads(json.dumps(load_template(), default=str))
-    for resource in template["Resources"].values():  # what `sam package` puts in place of local paths
-        properties = resource.get("Properties", {})
-        for name in ("CodeUri", "ContentUri"):
-            if isinstance(properties.get(name), str):
-                properties[name] = f"s3://artifacts/{name}.zip"
-        if isinstance(properties.get("DefinitionUri"), str):
-            properties["DefinitionUri"] = {"Bucket": "artifacts", "Key": "image_job.asl.json"}
-
-    class ManagedPolicies:
-        def load(self) -> dict:
-            return {
-                name: f"arn:aws:iam::aws:policy/{name}"
-                for name in ("AWSXrayWriteOnlyAccess", "AWSXRayDaemonWriteAccess")
-            } | {"AWSLambdaBasicExecutionRole": "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}
-
-    return transform(template, {"NovitaApiKeySource": key_source}, ManagedPolicies())["Resources"]
 
 
 def roles(expanded: dict) -> dict[str, dict]:
@@ -79,7 +55,7 @@ def as_list(value) -> list:
 
 @pytest.mark.parametrize("key_source", ["ssm", "secretsmanager"])
 def test_every_statement_names_this_stacks_resources(key_source, monkeypatch):
-    for name, role in roles(sam_expanded(key_source, monkeypatch)).items():
+    for name, role in roles(expand(monkeypatch, NovitaApiKeySource=key_source)).items():
         for statement in statements(role):
             actions = set(as_list(statement["Action"]))
             assert "*" not in actions and not any(action.endswith(":*") for action in actions), (name, actions)
@@ -93,6 +69,6 @@ def test_every_statement_names_this_stacks_resources(key_source, monkeypatch):
 
 @pytest.mark.parametrize("key_source", ["ssm", "secretsmanager"])
 def test_no_role_carries_a_managed_policy_beyond_logs_and_tracing(key_source, monkeypatch):
-    for name, role in roles(sam_expanded(key_source, monkeypatch)).items():
+    for name, role in roles(expand(monkeypatch, NovitaApiKeySource=key_source)).items():
         attached = {json.dumps(arn).rsplit("/", 1)[-1].strip('"}') for arn in role.get("ManagedPolicyArns", [])}
         assert attached <= MANAGED, (name, attached)

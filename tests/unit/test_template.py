@@ -9,6 +9,8 @@ import pytest
 
 from local.template import ROOT, Resolver, load_template, substitute_definition
 
+from .conftest import expand
+
 TEMPLATE = load_template()
 RESOURCES = TEMPLATE["Resources"]
 
@@ -95,29 +97,6 @@ def test_no_policy_grants_every_action_on_every_resource():
     text = (ROOT / "template.yaml").read_text()
 
     assert not re.search(r"Action:\s*['\"]?\*['\"]?\s*$", text, re.MULTILINE)
-
-
-class ManagedPolicies:
-    def load(self) -> dict:
-        return {
-            name: f"arn:aws:iam::aws:policy/{name}" for name in ("AWSXrayWriteOnlyAccess", "AWSXRayDaemonWriteAccess")
-        } | {"AWSLambdaBasicExecutionRole": "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}
-
-
-def expand(monkeypatch, **parameters: object) -> dict:
-    """What `sam deploy` does first: expand the SAM resources, with these parameter values."""
-    from samtranslator.translator.transform import transform
-
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    template = json.loads(json.dumps(load_template(), default=str))
-    for resource in template["Resources"].values():  # what `sam package` puts in place of local paths
-        properties = resource.get("Properties", {})
-        for name in ("CodeUri", "ContentUri"):
-            if isinstance(properties.get(name), str):
-                properties[name] = f"s3://artifacts/{name}.zip"
-        if isinstance(properties.get("DefinitionUri"), str):
-            properties["DefinitionUri"] = {"Bucket": "artifacts", "Key": "image_job.asl.json"}
-    return transform(template, parameters, ManagedPolicies())["Resources"]
 
 
 @pytest.mark.parametrize("key_source", ["ssm", "secretsmanager"])
