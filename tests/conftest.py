@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# The service name every function has on AWS (template Globals). Collecting the unit tests
+# imports the shared modules before any stack sets it, and a Powertools child logger takes its
+# name from it then: without this, their lines would go to a "service_undefined" logger.
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "zimage")
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
