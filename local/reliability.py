@@ -1065,7 +1065,7 @@ def run_load(
     of this machine rather than of the service. How many jobs were in flight together follows from
     that throughput and `run_seconds`, and is reported from the jobs' own timestamps."""
     stack.emulator.reset()
-    stack.emulator.configure(run_seconds=run_seconds)
+    stack.emulator.configure(run_seconds=run_seconds, run_seconds_range=None)  # one duration for all
     http = urllib3.PoolManager(maxsize=workers, retries=False, timeout=urllib3.Timeout(connect=5, read=60))
     headers = {"x-api-key": DEV_API_KEY, "Content-Type": "application/json"}
 

@@ -105,7 +105,9 @@ class JobError:
     message: str
 
 
-@dataclass(frozen=True)
+# eq=False: nothing compares jobs (identity serves), and the generated __eq__ and __hash__
+# would be compiled at every cold start.
+@dataclass(frozen=True, eq=False)
 class Job:
     job_id: str
     owner: str

@@ -16,7 +16,8 @@ def _float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
-@dataclass(frozen=True)
+# Never compared or printed: no generated __repr__ and __eq__ to compile at every cold start.
+@dataclass(frozen=True, repr=False, eq=False)
 class Settings:
     jobs_table: str
     idempotency_table: str

@@ -37,7 +37,7 @@ class ImageUnavailable(Exception):
     workflow retries the whole step, which asks the upstream again for a fresh URL."""
 
 
-@dataclass
+@dataclass(eq=False)
 class PollDependencies:
     novita: NovitaClient
     jobs: JobStore
