@@ -281,3 +281,38 @@ def test_a_workflow_whose_job_no_longer_exists_ends_without_an_event(stack, even
         e for e in stack.history_for(job_id) if e.get("stateEnteredEventDetails", {}).get("name") == "EmitFailed"
     ] == []
     assert event_tap(job_id) == []
+
+
+def test_an_event_eventbridge_keeps_refusing_is_sent_later_by_the_sweeper(stack, api, emulator, event_tap):
+    # GIVEN EventBridge refusing the workflow's events through all its retries (about 15 s)
+    from unittest import mock
+
+    from moto.events.models import EventsBackend
+
+    from zimage.runtime import shared_runtime
+
+    def refusing(backend: EventsBackend, events: list[dict]) -> list[dict]:
+        raise RuntimeError("EventBridge is down")
+
+    with mock.patch.object(EventsBackend, "put_events", refusing):
+        job = api.wait(api.submit()["id"])
+        execution = stack.finished_execution(job["id"], timeout=60)
+
+    # THEN the job stands succeeded, no event went out, and the job waits in the sweeper's index
+    jobs = shared_runtime().jobs
+    assert job["status"] == "succeeded" and execution["status"] == "SUCCEEDED"
+    assert event_tap(job["id"]) == []
+    assert jobs.get(job["id"]).active_shard is not None
+
+    # WHEN the sweep runs after the job's deadline
+    jobs._table.update_item(
+        Key={"job_id": job["id"]},
+        UpdateExpression="SET deadline_at = :past",
+        ExpressionAttributeValues={":past": "2026-01-01T00:00:00.000Z"},
+    )
+    answer, error = stack.invoke("SweepFunction", "{}")
+
+    # THEN the event goes out once, and the job leaves the index
+    assert error is None and json.loads(answer)["announced_late"] >= 1
+    assert [event["detail-type"] for event in event_tap(job["id"])] == ["Image Generation Succeeded"]
+    assert jobs.get(job["id"]).active_shard is None

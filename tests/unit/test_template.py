@@ -19,6 +19,7 @@ def resolved_definition() -> dict:
     spec = RESOURCES["ImageJobStateMachine"]["Properties"]
     resolver = Resolver(TEMPLATE, {})
     resolver.refs["ImageEventBus"] = "zimage-images"
+    resolver.refs["JobsTable"] = "zimage-jobs"
     for logical in ("PollFunction", "RecordFailureFunction"):
         resolver.attributes[(logical, "Arn")] = f"arn:aws:lambda:us-east-1:123456789012:function:{logical}"
     text = substitute_definition(

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from zimage.models import FAILED, SUCCEEDED, Job
+from zimage.models import FAILED, SUCCEEDED, Job, active_shard_for
 
 PENDING = "pending"
 
@@ -18,6 +18,12 @@ def carried(state: dict) -> dict:
     return {key: state[key] for key in ("job_id", "task_id", "size", "deadline") if key in state}
 
 
+def completion(job: Job) -> dict:
+    """What the workflow announces an ended job with: the event's detail, and the shard under
+    which the job goes back into the active index should EventBridge refuse the event."""
+    return {"event": job.to_event_detail(), "active_shard": active_shard_for(job.job_id)}
+
+
 def answer_for(state: dict, job: Job | None) -> dict:
     """The step's answer for a job that has ended, here or (canceled, or finished by an earlier
     attempt of this step) elsewhere: always what the table says, so the two never disagree."""
@@ -25,7 +31,7 @@ def answer_for(state: dict, job: Job | None) -> dict:
         # No "event": there is no job to describe, and the workflow announces only jobs that exist.
         error = {"code": "job_missing", "message": "the job no longer exists"}
         return {**carried(state), "status": FAILED, "error": error}
-    answer: dict[str, Any] = {**carried(state), "status": job.status, "event": job.to_event_detail()}
+    answer: dict[str, Any] = {**carried(state), "status": job.status, **completion(job)}
     if job.status == FAILED and job.error:
         answer["error"] = {"code": job.error.code, "message": job.error.message}
     if job.status == SUCCEEDED and job.image:

@@ -26,7 +26,7 @@ from zimage.polling import (
     next_wait_seconds,
     should_poll_fast,
 )
-from zimage.step_answers import PENDING, answer_for, carried
+from zimage.step_answers import PENDING, answer_for, carried, completion
 from zimage.storage import ImageStore
 
 logger = Logger(child=True)
@@ -182,7 +182,7 @@ def _store_image(state: dict, deps: PollDependencies, result: TaskResult) -> dic
         **carried(state),
         "status": SUCCEEDED,
         "image": {"url": url, "expires_at": expires_at, **asdict(job.image)},
-        "event": job.to_event_detail(),
+        **completion(job),
     }
 
 
