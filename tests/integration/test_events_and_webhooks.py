@@ -283,8 +283,8 @@ def test_a_workflow_whose_job_no_longer_exists_ends_without_an_event(stack, even
     assert event_tap(job_id) == []
 
 
-def test_an_event_eventbridge_keeps_refusing_is_sent_later_by_the_sweeper(stack, api, emulator, event_tap):
-    # GIVEN EventBridge refusing the workflow's events through all its retries (about 15 s)
+def test_events_eventbridge_keeps_refusing_are_sent_later_by_the_sweeper(stack, api, emulator, event_tap):
+    # GIVEN EventBridge refusing the workflow's events through all their retries
     from unittest import mock
 
     from moto.events.models import EventsBackend
@@ -295,24 +295,33 @@ def test_an_event_eventbridge_keeps_refusing_is_sent_later_by_the_sweeper(stack,
         raise RuntimeError("EventBridge is down")
 
     with mock.patch.object(EventsBackend, "put_events", refusing):
-        job = api.wait(api.submit()["id"])
-        execution = stack.finished_execution(job["id"], timeout=60)
+        succeeded = api.submit()["id"]
+        emulator.configure(outcome="fail")
+        failed = api.submit()["id"]
+        jobs_seen = {job_id: api.wait(job_id) for job_id in (succeeded, failed)}
+        executions = {job_id: stack.finished_execution(job_id, timeout=60) for job_id in (succeeded, failed)}
 
-    # THEN the job stands succeeded, no event went out, and the job waits in the sweeper's index
+    # THEN each job stands as it ended, its execution ends as the job did, no event went out,
+    # and both jobs wait in the sweeper's index
     jobs = shared_runtime().jobs
-    assert job["status"] == "succeeded" and execution["status"] == "SUCCEEDED"
-    assert event_tap(job["id"]) == []
-    assert jobs.get(job["id"]).active_shard is not None
+    assert [jobs_seen[succeeded]["status"], jobs_seen[failed]["status"]] == ["succeeded", "failed"]
+    assert [executions[succeeded]["status"], executions[failed]["status"]] == ["SUCCEEDED", "FAILED"]
+    assert executions[failed]["error"] == "upstream_failed"
+    for job_id in (succeeded, failed):
+        assert event_tap(job_id, settle=0.2) == []
+        assert jobs.get(job_id).active_shard is not None
 
-    # WHEN the sweep runs after the job's deadline
-    jobs._table.update_item(
-        Key={"job_id": job["id"]},
-        UpdateExpression="SET deadline_at = :past",
-        ExpressionAttributeValues={":past": "2026-01-01T00:00:00.000Z"},
-    )
+    # WHEN the sweep runs after the jobs' deadlines
+    for job_id in (succeeded, failed):
+        jobs._table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression="SET deadline_at = :past",
+            ExpressionAttributeValues={":past": "2026-01-01T00:00:00.000Z"},
+        )
     answer, error = stack.invoke("SweepFunction", "{}")
 
-    # THEN the event goes out once, and the job leaves the index
-    assert error is None and json.loads(answer)["announced_late"] >= 1
-    assert [event["detail-type"] for event in event_tap(job["id"])] == ["Image Generation Succeeded"]
-    assert jobs.get(job["id"]).active_shard is None
+    # THEN each event goes out once, and the jobs leave the index
+    assert error is None and json.loads(answer)["announced_late"] >= 2
+    assert [event["detail-type"] for event in event_tap(succeeded)] == ["Image Generation Succeeded"]
+    assert [event["detail-type"] for event in event_tap(failed, settle=0.2)] == ["Image Generation Failed"]
+    assert jobs.get(succeeded).active_shard is None and jobs.get(failed).active_shard is None

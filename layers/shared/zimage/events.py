@@ -37,7 +37,10 @@ def announce(job: Job, *, jobs: Any, events_client: Any, bus_name: str) -> bool:
     """Send the completion event of a job a Lambda ended, and note that it went out."""
     sent = publish_completion(events_client, bus_name, job)
     if sent:
-        jobs.mark_announced(job.job_id)
+        try:
+            jobs.mark_announced(job.job_id)
+        except Exception:  # the event is out; at worst a later sweep sends it once more
+            logger.exception("event sent, but the job is still listed as unannounced", extra={"job_id": job.job_id})
     return sent
 
 

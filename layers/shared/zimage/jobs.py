@@ -86,7 +86,7 @@ class JobStore:
 
     def record_failure(self, job_id: str, *, code: str, message: str) -> Job | None:
         """The workflow's failure path, which sends the failed event itself."""
-        return self.end_as_failed(job_id, code=code, message=message, announced_by_workflow=True)[0]
+        return self.end_as_failed(job_id, code=code, message=message, leave_index=True)[0]
 
     # A job that a Lambda ends (a cancel, a settle) stays in the active index, ended, until its
     # completion event is sent (mark_announced): if the send fails, or the Lambda dies first, the
@@ -94,15 +94,15 @@ class JobStore:
     # ends leave the index at once, since the workflow sends their events with its own retries.
 
     def end_as_failed(
-        self, job_id: str, *, code: str, message: str, announced_by_workflow: bool = False
+        self, job_id: str, *, code: str, message: str, leave_index: bool = False
     ) -> tuple[Job | None, bool]:
         """Fail an active job; the flag says whether this call did it (and so announces it)."""
         now = iso(utc_now())
-        leaves_index = ", active_shard" if announced_by_workflow else ""
+        index = ", active_shard" if leave_index else ""
         return self._update_if_active(
             job_id,
             "SET #status = :failed, #error = :error, completed_at = :now, updated_at = :now "
-            f"REMOVE progress, eta_seconds, eta_at{leaves_index}",
+            f"REMOVE progress, eta_seconds, eta_at{index}",
             {":failed": FAILED, ":error": asdict(JobError(code=code, message=message)), ":now": now},
             extra_names={"#error": "error"},
         )
@@ -135,8 +135,9 @@ class JobStore:
         )
 
     def overdue(self, cutoff: str, *, limit: int = 500) -> list[str]:
-        """Ids of jobs still active whose deadline passed before `cutoff` (ISO time), from the
-        sparse index of active jobs: ended jobs are not in it, so this never reads history."""
+        """Ids of jobs in the sparse active index whose deadline passed before `cutoff` (ISO time):
+        jobs still active, and ended jobs whose completion event is not out yet. Announced jobs
+        are not in it, so this never reads history."""
         found: list[str] = []
         for shard in range(SWEEP_SHARDS):
             query: dict[str, Any] = {
