@@ -48,6 +48,7 @@ def resolving_to(*addresses: str):
         ("192.0.0.192", "special-purpose"),
         ("2002:a9fe:a9fe::1", "link-local"),  # 6to4 around 169.254.169.254
         ("64:ff9b::a9fe:a9fe", "link-local"),  # NAT64 around it
+        ("64:ff9b:1:a9fe:a9:fe00:808:808", "NAT64"),  # local-use NAT64: the IPv4 part is not at the end
         ("2001:0:4136:e378:8000:63bf:5601:fefe", "link-local"),  # Teredo, client 169.254.1.1
         ("::ffff:169.254.169.254", "link-local"),
     ],

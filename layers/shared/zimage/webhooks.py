@@ -86,6 +86,8 @@ def refusal_reason(address: str, *, allow_loopback: bool) -> str | None:
         return "a link-local address (cloud metadata lives there)"
     if ip in _CGNAT:
         return "a carrier-grade NAT address"
+    if ip in _LOCAL_NAT64:
+        return "a local-use NAT64 address"
     if ip in _PROTOCOL_ASSIGNMENTS:
         return "a special-purpose address (some clouds serve metadata there)"
     if ip.is_private:
@@ -99,7 +101,8 @@ _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 # 192.0.0.0/24 as a whole: Python's own tables differ between versions here, and 192.0.0.192 is
 # a cloud metadata address.
 _PROTOCOL_ASSIGNMENTS = ipaddress.ip_network("192.0.0.0/24")
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # the IPv4 address is the last 32 bits
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # a network's own translator: never public
 
 
 def _ipv4_inside(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -113,7 +116,7 @@ def _ipv4_inside(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress
         return ip.sixtofour
     if ip.teredo:
         return ip.teredo[1]
-    if any(ip in network for network in _NAT64):
+    if ip in _NAT64:
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip
 
