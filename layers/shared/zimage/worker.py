@@ -173,7 +173,10 @@ def _store_image(state: dict, deps: PollDependencies, result: TaskResult) -> dic
         # The job ended meanwhile (a cancel, most likely): no record points at this copy, so it
         # goes rather than wait for the bucket's expiry. Written first all the same, because a
         # job recorded as succeeded must never point at a missing object.
-        deps.images.delete(stored.key)
+        try:
+            deps.images.delete(stored.key)
+        except Exception:  # the bucket's expiry removes it all the same; the job's end stands
+            logger.exception("could not delete the image of a job that ended meanwhile", extra={"key": stored.key})
         return answer_for(state, job)
     # job.image, not `stored`: after a retry the table's record is the one clients see.
     url, expires_at = deps.images.presign(job.image.key, deps.presigned_url_seconds)
