@@ -4,8 +4,11 @@ stack's own resources, and the only grants on `*` are the ones AWS offers no nar
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+
+from local.template import ROOT
 
 from .conftest import expand
 
@@ -72,3 +75,23 @@ def test_no_role_carries_a_managed_policy_beyond_logs_and_tracing(key_source, mo
     for name, role in roles(expand(monkeypatch, NovitaApiKeySource=key_source)).items():
         attached = {json.dumps(arn).rsplit("/", 1)[-1].strip('"}') for arn in role.get("ManagedPolicyArns", [])}
         assert attached <= MANAGED, (name, attached)
+
+
+def test_the_state_machine_role_grants_every_integration_its_states_call(monkeypatch):
+    """The local stack's Step Functions does not check IAM, so a state calling a service its role
+    cannot reach would first fail on AWS: each Task's integration has its grant."""
+    text = (ROOT / "statemachine" / "image_job.asl.json").read_text()
+    definition = json.loads(re.sub(r"\$\{\w+\}", "1", text))  # the substitutions' values do not matter here
+    actions = {"lambda:invoke": "lambda:InvokeFunction"}  # the one integration not named as its action
+    wanted = set()
+    for state in definition["States"].values():
+        resource = state.get("Resource", "")
+        if resource.startswith("arn:aws:states:::"):
+            service, api = resource.removeprefix("arn:aws:states:::").split(":")[:2]
+            wanted.add(actions.get(f"{service}:{api}", f"{service}:{api[0].upper()}{api[1:]}"))
+        elif state.get("Type") == "Task":  # a function's ARN: invoked directly
+            wanted.add("lambda:InvokeFunction")
+    role = roles(expand(monkeypatch, NovitaApiKeySource="ssm"))["ImageJobStateMachineRole"]
+    granted = {action for statement in statements(role) for action in as_list(statement["Action"])}
+
+    assert wanted and wanted <= granted, wanted - granted
