@@ -331,23 +331,17 @@ class LocalStack:
         )
 
     def _start_queue_pollers(self, template: dict, resolver: Resolver) -> None:
-        """Lambda's SQS event source mappings: the template's EventSourceMapping resources and
-        any function's SQS events. moto runs a mapping once, when a message is sent; Lambda's
-        service polls, honours the visibility timeout the function sets and lets the queue's
-        redrive policy move a message to the dead-letter queue. That polling is what this thread
-        does, against moto's real queues."""
-        mappings = [
-            (spec["Properties"]["FunctionName"]["Ref"], spec["Properties"])
-            for spec in template["Resources"].values()
-            if spec["Type"] == "AWS::Lambda::EventSourceMapping"
-        ]
-        for logical, spec in self._functions_in(template).items():
-            for event in spec["Properties"].get("Events", {}).values():
-                if event["Type"] == "SQS":
-                    mappings.append((logical, {**event["Properties"], "EventSourceArn": event["Properties"]["Queue"]}))
-        for logical, mapping in mappings:
-            props = resolver.resolve(mapping)
-            poller = QueuePoller(self, logical, props["EventSourceArn"], props.get("BatchSize", 10))
+        """Lambda's SQS event source mappings (the template's EventSourceMapping resources). moto
+        runs a mapping once, when a message is sent; Lambda's service polls, honours the
+        visibility timeout the function sets and lets the queue's redrive policy move a message
+        to the dead-letter queue. That polling is what this thread does, against moto's real
+        queues."""
+        for spec in template["Resources"].values():
+            if spec["Type"] != "AWS::Lambda::EventSourceMapping":
+                continue
+            props = resolver.resolve(spec["Properties"])
+            function = spec["Properties"]["FunctionName"]["Ref"]  # the function's logical id
+            poller = QueuePoller(self, function, props["EventSourceArn"], props.get("BatchSize", 10))
             self._pollers.append(poller.start())
 
     def _start_schedules(self, template: dict) -> None:

@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from zimage import errors
-from zimage.models import Job, active_shard_for, iso, new_job_id
+from zimage.models import Job, active_shard_for, iso
 from zimage.novita import TaskResult, TaskStatus, UpstreamImage
 from zimage.polling import PollPolicy
 from zimage.worker import ImageUnavailable, PollDependencies, poll_task
@@ -269,24 +269,9 @@ def test_a_wrong_image_fails_the_job_and_stores_nothing(job, jobs, images, clock
 
 def test_only_active_jobs_past_the_cutoff_are_overdue(jobs):
     def make(deadline: str, status: str = "processing") -> str:
-        job_id = new_job_id()
-        jobs.create(
-            Job(
-                job_id=job_id,
-                owner="key-1",
-                status=status,
-                prompt="a fox",
-                size=SIZE,
-                seed=-1,
-                task_id="t",
-                created_at=deadline,
-                updated_at=deadline,
-                deadline_at=deadline,
-                expires_at=int(time.time()) + 60,
-                active_shard=active_shard_for(job_id),
-            )
-        )
-        return job_id
+        job = a_job(status=status, size=SIZE, deadline_at=deadline)
+        jobs.create(job.with_changes(active_shard=active_shard_for(job.job_id)))
+        return job.job_id
 
     late = make("2026-01-01T00:00:00.000Z")
     on_time = make("2099-01-01T00:00:00.000Z")
