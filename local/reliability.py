@@ -575,12 +575,10 @@ SCENARIOS: list[Scenario] = [
 
 
 def _set_base64(stack: LocalStack, enabled: bool) -> None:
-    from dataclasses import replace
-
     from zimage.runtime import shared_runtime
 
     runtime = shared_runtime()
-    runtime.settings = replace(runtime.settings, base64_output=enabled)
+    runtime.settings = runtime.settings._replace(base64_output=enabled)
 
 
 # How long after its deadline a job may end. The poll step checks the deadline when a turn ends

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import replace
 
 import urllib3
 from PIL import Image
@@ -107,7 +106,7 @@ def test_png_and_webp_images_are_stored_with_their_own_type(api, emulator):
 def test_base64_output_is_decoded_and_stored(stack, api, emulator, monkeypatch):
     # GIVEN a deployment that asks the upstream for base64 data instead of a URL
     runtime = shared_runtime()
-    monkeypatch.setattr(runtime, "settings", replace(runtime.settings, base64_output=True))
+    monkeypatch.setattr(runtime, "settings", runtime.settings._replace(base64_output=True))
 
     job = api.wait(api.submit(size="512*512")["id"])
 

@@ -96,7 +96,7 @@ def test_the_checks_catch_a_job_that_ended_past_its_deadline():
     record = _succeeded().record
     past = datetime.fromtimestamp(epoch_seconds(record.deadline_at) + DEADLINE_MARGIN_SECONDS + 0.5, UTC)
 
-    problems = _succeeded(record=replace(record, completed_at=iso(past))).problems()
+    problems = _succeeded(record=record.with_changes(completed_at=iso(past))).problems()
 
     assert any("after its deadline" in problem for problem in problems), problems
 

@@ -7,7 +7,7 @@ import binascii
 import hashlib
 import io
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import imagesize
 
@@ -18,8 +18,7 @@ EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp"}
 _DATA_URI = re.compile(r"^data:image/[a-z+.-]+;base64,", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class ImageFacts:
+class ImageFacts(NamedTuple):
     format: str  # jpeg | png | webp
     width: int
     height: int

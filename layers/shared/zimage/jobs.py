@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -78,7 +77,7 @@ class JobStore:
     def record_success(self, job_id: str, *, image: StoredImage, seed: int | None) -> Job | None:
         now = iso(utc_now())
         sets = "SET #status = :done, image = :image, completed_at = :now, updated_at = :now"
-        values: dict[str, Any] = {":done": SUCCEEDED, ":image": asdict(image), ":now": now}
+        values: dict[str, Any] = {":done": SUCCEEDED, ":image": image._asdict(), ":now": now}
         if seed is not None:
             sets += ", seed = :seed"
             values[":seed"] = seed
@@ -103,7 +102,7 @@ class JobStore:
             job_id,
             "SET #status = :failed, #error = :error, completed_at = :now, updated_at = :now "
             f"REMOVE progress, eta_seconds, eta_at{index}",
-            {":failed": FAILED, ":error": asdict(JobError(code=code, message=message)), ":now": now},
+            {":failed": FAILED, ":error": JobError(code=code, message=message)._asdict(), ":now": now},
             extra_names={"#error": "error"},
         )
 

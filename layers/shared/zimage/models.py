@@ -7,10 +7,9 @@ import os
 import re
 import time
 import zlib
-from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 MIN_SIDE, MAX_SIDE = 256, 1536
 MAX_SEED = 2_147_483_647
@@ -75,8 +74,11 @@ def new_job_id() -> str:
 JOB_ID = re.compile(r"^img_[0-9A-HJKMNP-TV-Z]{26}$")
 
 
-@dataclass(frozen=True)
-class StoredImage:
+# The layer's records are NamedTuples: immutable like frozen dataclasses, but made at import
+# without compiling generated methods. As dataclasses, the four records here cost every workflow
+# function 0.031x boto3's import in instructions, as NamedTuples 0.011x: the cold-start target
+# is 1.3x boto3 and Powertools alone takes 1.19x (docs/performance.md).
+class StoredImage(NamedTuple):
     bucket: str
     key: str
     content_type: str
@@ -86,8 +88,7 @@ class StoredImage:
     sha256: str
 
 
-@dataclass(frozen=True)
-class WebhookState:
+class WebhookState(NamedTuple):
     """Where the final job goes, and how delivery went: pending -> delivered | failed."""
 
     url: str
@@ -99,16 +100,12 @@ class WebhookState:
     delivered_at: str | None = None
 
 
-@dataclass(frozen=True)
-class JobError:
+class JobError(NamedTuple):
     code: str
     message: str
 
 
-# eq=False: nothing compares jobs (identity serves), and the generated __eq__ and __hash__
-# would be compiled at every cold start.
-@dataclass(frozen=True, eq=False)
-class Job:
+class Job(NamedTuple):
     job_id: str
     owner: str
     status: str
@@ -136,12 +133,15 @@ class Job:
         return self.status in TERMINAL_STATUSES
 
     def with_changes(self, **changes: Any) -> Job:
-        return replace(self, **changes)
+        return self._replace(**changes)
 
     def to_item(self) -> dict:
-        item = {k: v for k, v in asdict(self).items() if v is not None}
+        item = {k: v for k, v in self._asdict().items() if v is not None}
+        for name in ("image", "error"):
+            if name in item:
+                item[name] = item[name]._asdict()
         if "webhook" in item:
-            item["webhook"] = {k: v for k, v in item["webhook"].items() if v is not None}
+            item["webhook"] = {k: v for k, v in item["webhook"]._asdict().items() if v is not None}
         return item
 
     @classmethod
@@ -150,7 +150,7 @@ class Job:
         image = plain.pop("image", None)
         error = plain.pop("error", None)
         webhook = plain.pop("webhook", None)
-        known = {name for name in cls.__dataclass_fields__ if name not in ("image", "error", "webhook")}
+        known = {name for name in cls._fields if name not in ("image", "error", "webhook")}
         return cls(
             **{k: v for k, v in plain.items() if k in known},
             image=StoredImage(**image) if image else None,
@@ -187,7 +187,7 @@ class Job:
         if self.status == FAILED and self.error:
             view["error"] = {"code": self.error.code, "message": self.error.message}
         if self.webhook:
-            view["webhook"] = {k: v for k, v in asdict(self.webhook).items() if v is not None}
+            view["webhook"] = {k: v for k, v in self.webhook._asdict().items() if v is not None}
         view["links"] = {"self": f"/v1/images/{self.job_id}"}
         return view
 

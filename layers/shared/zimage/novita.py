@@ -13,8 +13,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import urllib3
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError, NameResolutionError, NewConnectionError
@@ -51,8 +50,7 @@ class TaskStatus(enum.StrEnum):
         return self in (TaskStatus.SUCCEED, TaskStatus.FAILED)
 
 
-@dataclass(frozen=True)
-class UpstreamImage:
+class UpstreamImage(NamedTuple):
     """One entry of `images[]`: `location` is a URL or, with base64 output, the data itself."""
 
     location: str
@@ -60,8 +58,7 @@ class UpstreamImage:
     url_ttl_seconds: int | None = None
 
 
-@dataclass(frozen=True)
-class TaskResult:
+class TaskResult(NamedTuple):
     status: TaskStatus
     reason: str = ""
     eta_seconds: float | None = None

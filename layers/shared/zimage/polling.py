@@ -8,11 +8,10 @@ the task is expected to end soon, and hands back a Wait only for the long stretc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class PollPolicy:
+class PollPolicy(NamedTuple):
     min_wait_seconds: int = 1
     max_wait_seconds: int = 30
     fast_poll_window_seconds: float = 3.0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 DEFAULT_NOVITA_BASE_URL = "https://api.novita.ai"
 
@@ -16,9 +16,7 @@ def _float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
-# Never compared or printed: no generated __repr__ and __eq__ to compile at every cold start.
-@dataclass(frozen=True, repr=False, eq=False)
-class Settings:
+class Settings(NamedTuple):
     jobs_table: str
     idempotency_table: str
     idempotency_hours: int

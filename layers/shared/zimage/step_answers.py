@@ -5,7 +5,6 @@ Both the poll step and the failure step answer in this shape, so the state machi
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from zimage.models import FAILED, SUCCEEDED, Job, active_shard_for
@@ -35,5 +34,5 @@ def answer_for(state: dict, job: Job | None) -> dict:
     if job.status == FAILED and job.error:
         answer["error"] = {"code": job.error.code, "message": job.error.message}
     if job.status == SUCCEEDED and job.image:
-        answer["image"] = asdict(job.image)
+        answer["image"] = job.image._asdict()
     return answer

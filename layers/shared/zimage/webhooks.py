@@ -11,8 +11,8 @@ import ipaddress
 import json
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import urllib3
@@ -40,8 +40,7 @@ class DeliveryFailed(Exception):
         self.retryable = retryable
 
 
-@dataclass(frozen=True)
-class WebhookTarget:
+class WebhookTarget(NamedTuple):
     url: str
     scheme: str
     host: str

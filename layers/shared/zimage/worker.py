@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from aws_lambda_powertools import Logger
 
@@ -37,15 +36,14 @@ class ImageUnavailable(Exception):
     workflow retries the whole step, which asks the upstream again for a fresh URL."""
 
 
-@dataclass(eq=False)
-class PollDependencies:
+class PollDependencies(NamedTuple):
     novita: NovitaClient
     jobs: JobStore
     images: ImageStore
     max_image_bytes: int
     presigned_url_seconds: int
     max_consecutive_upstream_errors: int = 5
-    policy: PollPolicy = field(default_factory=PollPolicy)
+    policy: PollPolicy = PollPolicy()
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
 
@@ -184,7 +182,7 @@ def _store_image(state: dict, deps: PollDependencies, result: TaskResult) -> dic
     return {
         **carried(state),
         "status": SUCCEEDED,
-        "image": {"url": url, "expires_at": expires_at, **asdict(job.image)},
+        "image": {"url": url, "expires_at": expires_at, **job.image._asdict()},
         **completion(job),
     }
 
