@@ -263,6 +263,27 @@ def test_image_expires_at_is_in_the_future_at_every_read(api, emulator, how):
     assert seen[1] > seen[0]
 
 
+@pytest.mark.parametrize("how", ["GET", "list"])
+def test_an_image_past_its_retention_is_shown_without_a_url(stack, api, emulator, how):
+    # GIVEN a succeeded job whose image the bucket's lifecycle may have deleted by now
+    job = api.wait(api.submit()["id"])
+    assert epoch_seconds(job["image"]["kept_until"]) > time.time() + 6 * 86400  # ImageRetentionDays 7
+    stack.client("dynamodb").update_item(
+        TableName=stack.table,
+        Key={"job_id": {"S": job["id"]}},
+        UpdateExpression="SET image.kept_until = :past",
+        ExpressionAttributeValues={":past": {"S": "2026-01-01T00:00:00.000Z"}},
+    )
+
+    # WHEN it is read
+    image = read_the_job(api, job["id"], how)["image"]
+
+    # THEN it is still succeeded with its image's facts, but hands out no link that would fail
+    assert "url" not in image and "expires_at" not in image
+    assert image["kept_until"] == "2026-01-01T00:00:00.000Z"
+    assert image["sha256"] == job["image"]["sha256"]
+
+
 # --- GET /v1/images -----------------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from datetime import datetime
 
 import boto3
 import pytest
+from botocore.config import Config
 from moto import mock_aws
 from PIL import Image
 
@@ -67,9 +68,9 @@ def jobs(aws) -> JobStore:
 
 @pytest.fixture
 def images(aws) -> ImageStore:
-    s3 = boto3.client("s3")
+    s3 = boto3.client("s3", config=Config(signature_version="s3v4"))  # as the functions sign
     s3.create_bucket(Bucket=BUCKET)
-    return ImageStore(s3, BUCKET)
+    return ImageStore(s3, BUCKET, retention_days=7)
 
 
 def picture(width: int, height: int, image_format: str = "JPEG") -> bytes:

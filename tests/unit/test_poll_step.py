@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from zimage import errors
-from zimage.models import Job, active_shard_for, iso
+from zimage.models import Job, active_shard_for, epoch_seconds, iso
 from zimage.novita import TaskResult, TaskStatus, UpstreamImage
 from zimage.polling import PollPolicy
 from zimage.worker import ImageUnavailable, PollDependencies, poll_task
@@ -116,6 +116,9 @@ def test_a_finished_task_is_stored_and_recorded(job, jobs, images, clock):
     head = boto3.client("s3").head_object(Bucket=BUCKET, Key=stored.image.key)
     assert head["ContentType"] == "image/jpeg"
     assert head["Metadata"]["sha256"] == stored.image.sha256
+    # kept for the retention the store was made with (7 days) from when it was written
+    kept_for = epoch_seconds(stored.image.kept_until) - head["LastModified"].timestamp()
+    assert abs(kept_for - 7 * 86400) < 60
 
 
 def test_repeating_the_step_after_success_neither_duplicates_nor_changes_anything(job, jobs, images, clock):

@@ -1,15 +1,16 @@
 """Image URLs live as long as the PresignedUrlSeconds parameter says (default 900 s): the
 template's value reaches the functions' environment, the settings, the signed URL
-(X-Amz-Expires) and the job view's expires_at."""
+(X-Amz-Expires) and the job view's expires_at. No URL outlives the image's retention."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from local.template import Resolver, load_template
-from zimage.models import StoredImage, epoch_seconds, utc_now
+from zimage.models import StoredImage, epoch_seconds, iso, utc_now
 from zimage.runtime import Runtime
 from zimage.views import job_view
 
@@ -50,3 +51,45 @@ def test_the_url_and_expires_at_follow_the_parameter(parameters, seconds, aws, m
     assert query["X-Amz-Expires"] == [str(seconds)]
     expires_at = epoch_seconds(view["image"]["expires_at"])
     assert before + seconds - 0.001 <= expires_at <= after + seconds
+
+
+def stored_image(*, kept_for_seconds: float) -> StoredImage:
+    kept_until = iso(utc_now() + timedelta(seconds=kept_for_seconds))
+    return StoredImage(BUCKET, "images/fox.jpg", "image/jpeg", 320, 256, 1234, "ab" * 32, kept_until=kept_until)
+
+
+def test_the_image_retention_reaches_the_functions():
+    assert function_environment({})["IMAGE_RETENTION_DAYS"] == "7"
+    assert function_environment({"ImageRetentionDays": 3})["IMAGE_RETENTION_DAYS"] == "3"
+
+
+def test_a_url_never_outlives_the_image(images):
+    # GIVEN an image the bucket may delete in 100 s, and URLs meant to live 900 s
+    job = a_job(status="succeeded", image=stored_image(kept_for_seconds=100))
+
+    view = job_view(job, images, 900)
+
+    # THEN the URL is signed for what is left of the image's retention, and says so
+    query = parse_qs(urlsplit(view["image"]["url"]).query)
+    assert 98 <= int(query["X-Amz-Expires"][0]) <= 100
+    assert epoch_seconds(view["image"]["expires_at"]) <= epoch_seconds(view["image"]["kept_until"])
+
+
+def test_an_image_past_its_retention_has_no_url_but_keeps_its_facts(images):
+    job = a_job(status="succeeded", image=stored_image(kept_for_seconds=-1))
+
+    image = job_view(job, images, 900)["image"]
+
+    assert "url" not in image
+    assert "expires_at" not in image
+    assert image["kept_until"] == job.image.kept_until
+    assert (image["width"], image["height"], image["sha256"]) == (320, 256, "ab" * 32)
+
+
+def test_the_completion_event_says_until_when_the_image_is_kept():
+    job = a_job(status="succeeded", image=stored_image(kept_for_seconds=86400))
+
+    detail = job.to_event_detail()
+
+    assert detail["image"]["kept_until"] == job.image.kept_until
+    assert "url" not in detail["image"]

@@ -21,6 +21,7 @@ from zimage.models import (
     JobError,
     StoredImage,
     iso,
+    present_fields,
     utc_now,
 )
 
@@ -77,7 +78,7 @@ class JobStore:
     def record_success(self, job_id: str, *, image: StoredImage, seed: int | None) -> Job | None:
         now = iso(utc_now())
         sets = "SET #status = :done, image = :image, completed_at = :now, updated_at = :now"
-        values: dict[str, Any] = {":done": SUCCEEDED, ":image": image._asdict(), ":now": now}
+        values: dict[str, Any] = {":done": SUCCEEDED, ":image": present_fields(image), ":now": now}
         if seed is not None:
             sets += ", seed = :seed"
             values[":seed"] = seed

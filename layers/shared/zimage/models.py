@@ -86,6 +86,10 @@ class StoredImage(NamedTuple):
     height: int
     bytes: int
     sha256: str
+    # ImageRetentionDays from the moment of writing: the bucket's lifecycle may delete the
+    # object any time after it (S3 counts days from the object's creation, rounded up to
+    # midnight UTC), so no URL is handed out past it.
+    kept_until: str | None = None
 
 
 class WebhookState(NamedTuple):
@@ -136,12 +140,10 @@ class Job(NamedTuple):
         return self._replace(**changes)
 
     def to_item(self) -> dict:
-        item = {k: v for k, v in self._asdict().items() if v is not None}
-        for name in ("image", "error"):
+        item = present_fields(self)
+        for name in ("image", "error", "webhook"):
             if name in item:
-                item[name] = item[name]._asdict()
-        if "webhook" in item:
-            item["webhook"] = {k: v for k, v in item["webhook"]._asdict().items() if v is not None}
+                item[name] = present_fields(item[name])
         return item
 
     @classmethod
@@ -184,10 +186,12 @@ class Job(NamedTuple):
                 bytes=self.image.bytes,
                 sha256=self.image.sha256,
             )
+            if self.image.kept_until:
+                view["image"]["kept_until"] = self.image.kept_until
         if self.status == FAILED and self.error:
             view["error"] = {"code": self.error.code, "message": self.error.message}
         if self.webhook:
-            view["webhook"] = {k: v for k, v in self.webhook._asdict().items() if v is not None}
+            view["webhook"] = present_fields(self.webhook)
         view["links"] = {"self": f"/v1/images/{self.job_id}"}
         return view
 
@@ -200,6 +204,11 @@ class Job(NamedTuple):
         if self.status == SUCCEEDED and self.image:
             detail["bucket"], detail["key"] = self.image.bucket, self.image.key
         return detail
+
+
+def present_fields(record: NamedTuple) -> dict:
+    """A record's fields that have a value: DynamoDB items and views leave the others out."""
+    return {name: value for name, value in record._asdict().items() if value is not None}
 
 
 def _counted_down(eta_seconds: int, *, since: str) -> int:

@@ -33,7 +33,7 @@ class Runtime:
 
         # SigV4 URLs: required for KMS-encrypted objects and the only kind newer regions accept.
         s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
-        return ImageStore(s3, self.settings.images_bucket)
+        return ImageStore(s3, self.settings.images_bucket, retention_days=self.settings.image_retention_days)
 
     @cached_property
     def sfn(self):

@@ -18,13 +18,22 @@ class DocumentedModel(BaseModel):
 
 
 class ImageView(DocumentedModel):
-    url: str = Field(description="Presigned GET URL, made at this read.")
-    expires_at: str = Field(description="When the URL stops working (ISO 8601, UTC).")
+    url: str | None = Field(
+        default=None, description="Presigned GET URL, made at this read; absent once kept_until has passed."
+    )
+    expires_at: str | None = Field(
+        default=None, description="When the URL stops working (ISO 8601, UTC), never after kept_until."
+    )
     content_type: Literal["image/jpeg", "image/png", "image/webp"]
     width: int
     height: int
     bytes: int
     sha256: str
+    kept_until: str | None = Field(
+        default=None,
+        description="The stored image is kept at least until then (ImageRetentionDays after it was made, "
+        "ISO 8601, UTC); after it, the job keeps these facts but no URL.",
+    )
 
 
 class JobErrorView(DocumentedModel):

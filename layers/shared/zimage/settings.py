@@ -31,6 +31,7 @@ class Settings(NamedTuple):
     presigned_url_seconds: int
     max_image_bytes: int
     job_retention_days: int
+    image_retention_days: int
     min_wait_seconds: int
     max_wait_seconds: int
     fast_poll_window_seconds: float
@@ -63,6 +64,7 @@ class Settings(NamedTuple):
             presigned_url_seconds=_int("PRESIGNED_URL_SECONDS", 900),
             max_image_bytes=_int("MAX_IMAGE_BYTES", 10 * 1024 * 1024),
             job_retention_days=_int("JOB_RETENTION_DAYS", 30),
+            image_retention_days=_int("IMAGE_RETENTION_DAYS", 7),
             min_wait_seconds=_int("MIN_WAIT_SECONDS", 1),
             max_wait_seconds=_int("MAX_WAIT_SECONDS", 30),
             fast_poll_window_seconds=_float("FAST_POLL_WINDOW_SECONDS", 3.0),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from zimage.models import FAILED, SUCCEEDED, Job, active_shard_for
+from zimage.models import FAILED, SUCCEEDED, Job, active_shard_for, present_fields
 
 PENDING = "pending"
 
@@ -34,5 +34,5 @@ def answer_for(state: dict, job: Job | None) -> dict:
     if job.status == FAILED and job.error:
         answer["error"] = {"code": job.error.code, "message": job.error.message}
     if job.status == SUCCEEDED and job.image:
-        answer["image"] = job.image._asdict()
+        answer["image"] = present_fields(job.image)
     return answer

@@ -18,12 +18,16 @@ def image_key(job_id: str, facts: ImageFacts) -> str:
 
 
 class ImageStore:
-    def __init__(self, s3_client: Any, bucket: str):
+    def __init__(self, s3_client: Any, bucket: str, *, retention_days: int):
         self._s3 = s3_client
         self._bucket = bucket
+        self._retention = timedelta(days=retention_days)
 
     def put(self, job_id: str, data: bytes, facts: ImageFacts) -> StoredImage:
         key = image_key(job_id, facts)
+        # Read before the write: the object's own creation time, from which the bucket counts
+        # its retention, is later, so the image outlives this moment plus the retention.
+        kept_until = iso(utc_now() + self._retention)
         self._s3.put_object(
             Bucket=self._bucket,
             Key=key,
@@ -41,6 +45,7 @@ class ImageStore:
             height=facts.height,
             bytes=facts.bytes,
             sha256=facts.sha256,
+            kept_until=kept_until,
         )
 
     def delete(self, key: str) -> None:

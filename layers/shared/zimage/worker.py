@@ -16,7 +16,7 @@ from aws_lambda_powertools import Logger
 
 from zimage import errors
 from zimage.jobs import JobStore
-from zimage.models import SUCCEEDED, parse_size
+from zimage.models import SUCCEEDED, parse_size, present_fields
 from zimage.novita import NovitaClient, TaskResult, TaskStatus
 from zimage.polling import (
     PollPolicy,
@@ -182,7 +182,7 @@ def _store_image(state: dict, deps: PollDependencies, result: TaskResult) -> dic
     return {
         **carried(state),
         "status": SUCCEEDED,
-        "image": {"url": url, "expires_at": expires_at, **job.image._asdict()},
+        "image": {"url": url, "expires_at": expires_at, **present_fields(job.image)},
         **completion(job),
     }
 
