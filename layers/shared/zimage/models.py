@@ -75,9 +75,9 @@ JOB_ID = re.compile(r"^img_[0-9A-HJKMNP-TV-Z]{26}$")
 
 
 # The layer's records are NamedTuples: immutable like frozen dataclasses, but made at import
-# without compiling generated methods. As dataclasses, the four records here cost every workflow
-# function 0.031x boto3's import in instructions, as NamedTuples 0.011x: the cold-start target
-# is 1.3x boto3 and Powertools alone takes 1.19x (docs/performance.md).
+# with one small eval each instead of several compiled methods. The nine on the poll step's
+# path cost it 0.05x boto3's import as dataclasses, where the cold-start target leaves 0.11x
+# above what Powertools alone takes (docs/performance.md).
 class StoredImage(NamedTuple):
     bucket: str
     key: str
