@@ -133,7 +133,7 @@ def test_every_image_method_requires_an_api_key_and_only_the_document_is_open(mo
         ("/v1/images/{job_id}", "DELETE"): [{"api_key": []}],
         ("/v1/openapi.json", "GET"): [],
     }
-    assert deployed_api(monkeypatch)["securityDefinitions"]["api_key"] == {
+    assert deployed_api(monkeypatch)["components"]["securitySchemes"]["api_key"] == {
         "type": "apiKey",
         "name": "x-api-key",
         "in": "header",
@@ -157,6 +157,18 @@ def test_the_usage_plan_takes_rate_burst_and_quota_from_the_parameters(monkeypat
     )
     assert plan["ApiStages"] == [{"ApiId": {"Ref": "ImageApi"}, "Stage": {"Ref": "ImageApiStage"}}]
     assert expanded["ImageApiUsagePlanKey"]["Properties"]["UsagePlanId"] == {"Ref": "ImageApiUsagePlan"}
+
+
+def test_the_api_has_one_stage_the_logged_and_throttled_one(monkeypatch):
+    # Without OpenApiVersion SAM's Deployment also makes a stage named "Stage": no access log,
+    # no stage throttling, and the functions' invoke permissions cover every stage.
+    expanded = expand(monkeypatch)
+    deployments = [r for r in expanded.values() if r["Type"] == "AWS::ApiGateway::Deployment"]
+    stages = [r for r in expanded.values() if r["Type"] == "AWS::ApiGateway::Stage"]
+
+    assert len(deployments) == 1 and "StageName" not in deployments[0]["Properties"]
+    assert len(stages) == 1 and stages[0]["Properties"]["StageName"] == {"Ref": "Stage"}
+    assert stages[0]["Properties"]["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
 
 
 def gateway_responses(monkeypatch) -> dict:
