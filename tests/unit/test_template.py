@@ -94,6 +94,15 @@ def test_every_function_runs_python_313_on_arm_with_tracing_and_its_own_log_grou
         assert log_group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
 
 
+def test_the_shared_layer_is_named_per_stack_and_replaced_versions_are_deleted(monkeypatch):
+    # SAM's defaults would name it "SharedLayer" in every stack and keep every replaced version.
+    layers = [r for r in expand(monkeypatch).values() if r["Type"] == "AWS::Lambda::LayerVersion"]
+
+    assert len(layers) == 1
+    assert layers[0]["Properties"]["LayerName"] == {"Fn::Sub": "${AWS::StackName}-shared"}
+    assert layers[0]["DeletionPolicy"] == "Delete"
+
+
 def test_no_policy_grants_every_action_on_every_resource():
     text = (ROOT / "template.yaml").read_text()
 
