@@ -103,6 +103,41 @@ def test_the_shared_layer_is_named_per_stack_and_replaced_versions_are_deleted(m
     assert layers[0]["DeletionPolicy"] == "Delete"
 
 
+POWERTOOLS_CN = "arn:aws-cn:lambda:cn-north-1:498634801083:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:27"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "powertools"),
+    [
+        ({}, "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:27"),
+        (
+            {"PowertoolsLayerVersion": 30},
+            "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:30",
+        ),
+        ({"PowertoolsLayerArn": POWERTOOLS_CN}, POWERTOOLS_CN),
+    ],
+)
+def test_the_powertools_layer_is_the_public_one_in_the_region_unless_an_arn_is_given(parameters, powertools):
+    resolver = Resolver(TEMPLATE, parameters)
+    resolver.refs["SharedLayer"] = "shared-layer-version-arn"
+
+    assert resolver.resolve(TEMPLATE["Globals"]["Function"]["Layers"]) == ["shared-layer-version-arn", powertools]
+
+
+def test_the_powertools_layer_arn_takes_any_partition_but_only_a_layer_version():
+    pattern = TEMPLATE["Parameters"]["PowertoolsLayerArn"]["AllowedPattern"]
+
+    assert TEMPLATE["Parameters"]["PowertoolsLayerArn"]["Default"] == ""
+    for accepted in (
+        "",
+        POWERTOOLS_CN,
+        POWERTOOLS_CN.replace("aws-cn:lambda:cn-north-1", "aws-us-gov:lambda:us-gov-west-1"),
+    ):
+        assert re.fullmatch(pattern, accepted)
+    for refused in ("{{resolve:ssm:/aws/service/powertools/python/arm64/python3.13/latest}}", POWERTOOLS_CN[:-3]):
+        assert not re.fullmatch(pattern, refused)
+
+
 def test_no_policy_grants_every_action_on_every_resource():
     text = (ROOT / "template.yaml").read_text()
 
