@@ -32,6 +32,13 @@ def test_the_default_lifetime_is_fifteen_minutes():
     assert function_environment({})["PRESIGNED_URL_SECONDS"] == "900"
 
 
+def test_no_deployment_promises_a_url_past_an_hour():
+    """The functions sign with their role's temporary credentials, and a URL dies with that
+    session whatever its X-Amz-Expires says: past an hour, expires_at would be a promise the
+    service has no way to keep."""
+    assert TEMPLATE["Parameters"]["PresignedUrlSeconds"]["MaxValue"] <= 3600
+
+
 @pytest.mark.parametrize(("parameters", "seconds"), [({}, 900), ({"PresignedUrlSeconds": 120}, 120)])
 def test_the_url_and_expires_at_follow_the_parameter(parameters, seconds, aws, monkeypatch):
     # GIVEN a function's environment from the template, and a succeeded job's stored image
