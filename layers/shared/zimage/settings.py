@@ -27,7 +27,6 @@ class Settings(NamedTuple):
     novita_key_parameter: str
     novita_key_source: str  # "ssm" or "secretsmanager"
     poll_deadline_seconds: int
-    max_polls: int
     presigned_url_seconds: int
     max_image_bytes: int
     job_retention_days: int
@@ -60,7 +59,6 @@ class Settings(NamedTuple):
             novita_key_parameter=env.get("NOVITA_API_KEY_PARAMETER", "/zimage/novita-api-key"),
             novita_key_source=env.get("NOVITA_API_KEY_SOURCE", "ssm").lower(),
             poll_deadline_seconds=_int("POLL_DEADLINE_SECONDS", 240),
-            max_polls=_int("MAX_POLLS", 120),
             presigned_url_seconds=_int("PRESIGNED_URL_SECONDS", 900),
             max_image_bytes=_int("MAX_IMAGE_BYTES", 10 * 1024 * 1024),
             job_retention_days=_int("JOB_RETENTION_DAYS", 30),
