@@ -22,8 +22,10 @@ def load_template(path: Path = TEMPLATE) -> dict:
 
 
 class Resolver:
-    """Resolves Ref, Fn::GetAtt, Fn::Sub, Fn::If, Fn::Equals, Fn::Select, Fn::Split and
-    Fn::Join against parameter values and the physical ids the local stack gave resources."""
+    """Resolves Ref, Fn::GetAtt, Fn::Sub, Fn::Select, Fn::Split, Fn::Join and the condition
+    functions (Fn::If, Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition) against parameter values
+    and the physical ids the local stack gave resources. Any other intrinsic is refused rather
+    than passed on as a mapping, which a condition would read as true."""
 
     def __init__(self, template: dict, parameters: dict[str, Any], stack_name: str = "zimage-local"):
         self.template = template
@@ -63,6 +65,14 @@ class Resolver:
             if key == "Fn::Equals":
                 left, right = (self.resolve(v) for v in arg)
                 return str(left) == str(right)
+            if key == "Fn::Not":
+                return not self.resolve(arg[0])
+            if key == "Fn::And":
+                return all(self.resolve(v) for v in arg)
+            if key == "Fn::Or":
+                return any(self.resolve(v) for v in arg)
+            if key == "Condition":
+                return self.condition(arg)
             if key == "Fn::Select":
                 index, items = arg
                 return self.resolve(items)[int(self.resolve(index))]
@@ -72,6 +82,8 @@ class Resolver:
             if key == "Fn::Join":
                 delimiter, items = arg
                 return delimiter.join(str(v) for v in self.resolve(items))
+            if key.startswith("Fn::"):
+                raise NotImplementedError(f"{key}: the local stack does not resolve it")
         return {k: r for k, r in ((k, self.resolve(v)) for k, v in value.items()) if r is not NO_VALUE}
 
     def condition(self, name: str) -> bool:

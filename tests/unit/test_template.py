@@ -294,3 +294,24 @@ def test_only_the_key_refusal_is_outside_the_error_model(monkeypatch):
     outside = [name for name, response in gateway_responses(monkeypatch).items() if "error" not in rendered(response)]
 
     assert outside == ["INVALID_API_KEY"]
+
+
+@pytest.mark.parametrize(
+    ("parameters", "expected"),
+    [
+        ({}, {"KeyInSecretsManager": False, "KeyInSsm": True, "NotifyAlarms": False, "CreateEventBus": True}),
+        (
+            {"NovitaApiKeySource": "secretsmanager", "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:ops"},
+            {"KeyInSecretsManager": True, "KeyInSsm": False, "NotifyAlarms": True, "CreateEventBus": True},
+        ),
+    ],
+)
+def test_the_local_stack_reads_every_condition_as_cloudformation_does(parameters, expected):
+    resolver = Resolver(TEMPLATE, parameters)
+
+    assert {name: resolver.condition(name) for name in expected} == expected
+
+
+def test_an_intrinsic_the_local_stack_cannot_resolve_is_refused_not_passed_on():
+    with pytest.raises(NotImplementedError, match="Fn::FindInMap"):
+        Resolver(TEMPLATE, {}).resolve({"Fn::FindInMap": ["Map", "Key", "Value"]})
