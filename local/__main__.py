@@ -48,9 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from local.demo import run_demo
 
-        url = os.environ.get("ZIMAGE_URL") or f"http://127.0.0.1:{port}"
+        # ZIMAGE_URL points the demo at another deployment, as it points the CLI, and then the key
+        # is that deployment's (ZIMAGE_API_KEY), not the local stack's.
+        url = os.environ.get("ZIMAGE_URL")
+        if url:
+            api_key = os.environ.get("ZIMAGE_API_KEY") or api_key
         return run_demo(
-            url=url,
+            url=url or f"http://127.0.0.1:{port}",
             api_key=api_key,
             prompt=args.prompt,
             size=args.size,

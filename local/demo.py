@@ -41,7 +41,8 @@ def run_demo(*, url: str, api_key: str, prompt: str, size: str, seed: int, out: 
                 "(the stack made for this demo stops with it, and the URL above with it; make run keeps one serving)",
             )
             url = stack.api_url
-        print(f"$ zimage generate {prompt!r} --size {size} --seed {seed} --url {url}")
+        # The command it runs, with the key left out of the terminal.
+        print(f"$ zimage generate {prompt!r} --size {size} --seed {seed} --url {url} --api-key ... -o {out}")
         return zimage(
             [
                 "generate",

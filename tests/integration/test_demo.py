@@ -25,6 +25,16 @@ def test_the_demo_saves_an_image_of_the_requested_size_into_a_new_folder(stack, 
     assert Image.open(saved[0]).size == (512, 384)
 
 
+def test_a_demo_pointed_at_a_deployment_uses_that_deployments_key(stack, emulator, tmp_path, monkeypatch):
+    # GIVEN a user who set the CLI's variables for a deployment, and a local key that it refuses
+    monkeypatch.setenv("ZIMAGE_URL", stack.api_url)
+    monkeypatch.setenv("ZIMAGE_API_KEY", DEV_API_KEY)
+    monkeypatch.setenv("API_KEY", "a-key-the-deployment-refuses")
+
+    # THEN the demo talks to it with its own key
+    assert local_command(["demo", "--size", "256*256", "--out", f"{tmp_path}/"]) == 0
+
+
 def test_a_demo_whose_job_fails_exits_non_zero(stack, emulator, tmp_path, monkeypatch):
     monkeypatch.setenv("ZIMAGE_URL", stack.api_url)
     monkeypatch.setenv("API_KEY", DEV_API_KEY)
