@@ -234,6 +234,7 @@ class LocalStack:
         for patch in self._patches[-2:]:
             patch.start()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+        _quiet_handled_workflow_failures()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
         self._moto.start()
 
@@ -608,3 +609,17 @@ def _dispatcher(stack: LocalStack) -> Any:
         return payload
 
     return invoke
+
+
+def _unless_a_handled_failure(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Exception=FailureEventException")
+
+
+def _quiet_handled_workflow_failures() -> None:
+    """moto's ASL interpreter logs every error a state raises, at each state it passes through,
+    as an ERROR with the whole state's text, even when a Catch or the failure path handles it:
+    a dump per failed job in `make run`. The execution history keeps those; other exceptions
+    (a fault of the interpreter or the definition) are still logged."""
+    interpreter = logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component")
+    if _unless_a_handled_failure not in interpreter.filters:
+        interpreter.addFilter(_unless_a_handled_failure)

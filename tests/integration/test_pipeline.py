@@ -207,3 +207,17 @@ def test_upstream_poll_errors_are_ridden_out(api, emulator):
     job = api.wait(api.submit()["id"], timeout=30)
 
     assert job["status"] == "succeeded", job
+
+
+def test_a_handled_failure_leaves_no_interpreter_dump_in_the_log(stack, api, emulator, caplog):
+    # GIVEN a job the upstream fails, which the workflow ends through its failure path
+    emulator.configure(outcome="fail")
+
+    with caplog.at_level("ERROR"):
+        job = api.wait(api.submit()["id"])
+
+    # THEN the local stack's log holds no per-state dump of that handled failure
+    assert job["status"] == "failed"
+    assert stack.finished_execution(job["id"])["status"] == "FAILED"
+    dumps = [record for record in caplog.records if "FailureEventException" in record.getMessage()]
+    assert dumps == []
