@@ -31,7 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     port = int(os.environ.get("PORT") or 3000)
-    api_key = os.environ.get("API_KEY") or DEV_API_KEY
+    # API_KEY=one,two accepts several keys, each its own owner, so that one key's jobs can be
+    # seen to be another's 404s; the first is the one the banner and the demo use.
+    api_keys = [key.strip() for key in (os.environ.get("API_KEY") or DEV_API_KEY).split(",") if key.strip()]
+    api_key = api_keys[0]
     if args.command == "openapi":
         from local.openapi import write
 
@@ -62,14 +65,15 @@ def main(argv: list[str] | None = None) -> int:
             out=args.out,
             timeout=args.timeout,
         )
-    return serve(port, api_key)
+    return serve(port, api_keys)
 
 
-def serve(port: int, api_key: str) -> int:
+def serve(port: int, api_keys: list[str]) -> int:
     upstream = os.environ.get("NOVITA_BASE_URL")
+    api_key = api_keys[0]
     stack = LocalStack(
         api_port=port,
-        api_keys={api_key: "local-key-1"},
+        api_keys={key: f"local-key-{number}" for number, key in enumerate(api_keys, start=1)},
         novita_base_url=upstream,
         novita_api_key=os.environ.get("NOVITA_API_KEY"),
     )
@@ -78,13 +82,14 @@ def serve(port: int, api_key: str) -> int:
     if not upstream and os.environ.get("NOVITA_API_KEY"):
         hint += "             NOVITA_API_KEY is ignored without NOVITA_BASE_URL: the emulator checks its own key\n"
     signing_secret = stack.client("secretsmanager").get_secret_value(SecretId=os.environ["WEBHOOK_SECRET_ARN"])
+    key_hint = "   (set API_KEY to choose another, or several: one,two)" if api_key == DEV_API_KEY else ""
     demo_port = ("" if port == 3000 else f" PORT={port}") + ("" if api_key == DEV_API_KEY else f" API_KEY={api_key}")
     print(
         f"""
 zimage local stack is up.
 
   API:       {stack.api_url}
-  API key:   {api_key}{"   (set API_KEY to choose another)" if api_key == DEV_API_KEY else ""}
+  API key:   {", ".join(api_keys)}{key_hint}
   upstream:  {upstream or stack.novita_base_url + "  (the Novita emulator)"}
 {hint}  AWS (moto): {stack.endpoint}
 
