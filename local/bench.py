@@ -334,17 +334,22 @@ def instruction_ratios(layer: Path, functions: list[Path]) -> dict[str, float] |
     if shutil.which("valgrind") is None:
         return None
     measured = _imports_measured(layer, functions)
-    runs = [
-        (code, folder, path)
-        for name, (_, folder, path) in measured.items()
-        for code in (measured[name][0], "import boto3", "pass")
-    ]
+    # boto3 and the bare start are counted once per environment: the two floors share theirs.
+    runs = list(
+        {
+            run
+            for code, folder, path in measured.values()
+            for run in ((code, folder, path), ("import boto3", folder, path), ("pass", folder, path))
+        }
+    )
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        counted = iter(pool.map(lambda run: _instructions(*run), runs))
+        counted = dict(zip(runs, pool.map(lambda run: _instructions(*run), runs), strict=True))
     ratios = {}
-    for name in measured:
-        imported, boto3, start = next(counted), next(counted), next(counted)
-        ratios[name] = round((imported - start) / (boto3 - start), 3)
+    for name, (code, folder, path) in measured.items():
+        start = counted[("pass", folder, path)]
+        ratios[name] = round(
+            (counted[(code, folder, path)] - start) / (counted[("import boto3", folder, path)] - start), 3
+        )
     return ratios
 
 
@@ -415,8 +420,7 @@ def _measure_deployables() -> dict:
             name: {"seconds": ratios.pop(name), "instructions": instructions.pop(name, None)}
             for name in ("floor", "api_floor")
         }
-        for name in floors:
-            spread.pop(name)
+        spread = {name: quartiles for name, quartiles in spread.items() if name not in floors}
         return {
             "cold_import_ratio": ratios,
             "cold_import_ratio_quartiles": spread,

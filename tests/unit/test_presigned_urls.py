@@ -45,8 +45,7 @@ def test_the_url_and_expires_at_follow_the_parameter(parameters, seconds, aws, m
     for name, value in function_environment(parameters).items():
         monkeypatch.setenv(name, value)
     runtime = Runtime()  # the settings and the S3 client as the functions make them
-    image = StoredImage(BUCKET, "images/fox.jpg", "image/jpeg", 320, 256, 1234, "ab" * 32)
-    job = a_job(status="succeeded", image=image)
+    job = a_job(status="succeeded", image=stored_image(kept_for_seconds=7 * 86400))
 
     # WHEN a client reads the job
     before = utc_now().timestamp()
