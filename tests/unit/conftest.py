@@ -10,13 +10,13 @@ from datetime import datetime
 
 import boto3
 import pytest
-from botocore.config import Config
 from moto import mock_aws
 from PIL import Image
 
 from local.template import Resolver, load_template
 from zimage.jobs import JobStore
 from zimage.models import Job, iso, new_job_id, utc_now
+from zimage.runtime import S3_CLIENT_CONFIG
 from zimage.storage import ImageStore
 
 BUCKET = "unit-images"
@@ -68,7 +68,7 @@ def jobs(aws) -> JobStore:
 
 @pytest.fixture
 def images(aws) -> ImageStore:
-    s3 = boto3.client("s3", config=Config(signature_version="s3v4"))  # as the functions sign
+    s3 = boto3.client("s3", config=S3_CLIENT_CONFIG)  # as the functions sign
     s3.create_bucket(Bucket=BUCKET)
     return ImageStore(s3, BUCKET, retention_days=7)
 

@@ -18,6 +18,15 @@ if TYPE_CHECKING:
 
 KEY_CACHE_SECONDS = 300
 
+# Presigned URLs name the host they are signed for. SigV4 is the only signature newer regions
+# accept; virtual-hosted addressing makes botocore name the bucket's regional host
+# (<bucket>.s3.<region>.amazonaws.com). Without it botocore signs for the global host
+# <bucket>.s3.amazonaws.com, which answers 307 for up to a day after a bucket outside us-east-1
+# is made (the redirected request then fails its signature) and never works in regions opened
+# after March 2019: https://docs.aws.amazon.com/AmazonS3/latest/userguide/VirtualHosting.html
+# An endpoint given by IP address (the local stack's moto) still gets path-style URLs.
+S3_CLIENT_CONFIG = Config(signature_version="s3v4", s3={"addressing_style": "virtual"})
+
 
 class Runtime:
     def __init__(self, settings: Settings | None = None):
@@ -31,8 +40,7 @@ class Runtime:
     def images(self) -> ImageStore:
         from zimage.storage import ImageStore  # only the functions that store or sign images need it
 
-        # SigV4 URLs: required for KMS-encrypted objects and the only kind newer regions accept.
-        s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
+        s3 = boto3.client("s3", config=S3_CLIENT_CONFIG)
         return ImageStore(s3, self.settings.images_bucket, retention_days=self.settings.image_retention_days)
 
     @cached_property
