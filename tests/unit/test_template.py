@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
 
 import pytest
+from packaging.requirements import Requirement
 
 from local.template import ROOT, Resolver, load_template, substitute_definition
 
@@ -15,13 +17,14 @@ TEMPLATE = load_template()
 RESOURCES = TEMPLATE["Resources"]
 
 
-def resolved_definition() -> dict:
+def resolved_definition(partition: str = "aws") -> dict:
     spec = RESOURCES["ImageJobStateMachine"]["Properties"]
     resolver = Resolver(TEMPLATE, {})
+    resolver.pseudo["AWS::Partition"] = partition
     resolver.refs["ImageEventBus"] = "zimage-images"
     resolver.refs["JobsTable"] = "zimage-jobs"
     for logical in ("PollFunction", "RecordFailureFunction"):
-        resolver.attributes[(logical, "Arn")] = f"arn:aws:lambda:us-east-1:123456789012:function:{logical}"
+        resolver.attributes[(logical, "Arn")] = f"arn:{partition}:lambda:us-east-1:123456789012:function:{logical}"
     text = substitute_definition(
         (ROOT / spec["DefinitionUri"]).read_text(), resolver.resolve(spec["DefinitionSubstitutions"])
     )
@@ -104,24 +107,60 @@ def test_the_shared_layer_is_named_per_stack_and_replaced_versions_are_deleted(m
 
 
 POWERTOOLS_CN = "arn:aws-cn:lambda:cn-north-1:498634801083:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:27"
+REQUIREMENTS = (ROOT / "requirements-dev.txt").read_text()
 
 
-@pytest.mark.parametrize(
-    ("parameters", "powertools"),
-    [
-        ({}, "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:27"),
-        (
-            {"PowertoolsLayerVersion": 30},
-            "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:30",
-        ),
-        ({"PowertoolsLayerArn": POWERTOOLS_CN}, POWERTOOLS_CN),
-    ],
-)
-def test_the_powertools_layer_is_the_public_one_in_the_region_unless_an_arn_is_given(parameters, powertools):
+def pinned(package: str) -> str:
+    """The version requirements-dev.txt pins `package` to (extras allowed)."""
+    found = re.search(rf"^{re.escape(package)}(\[[^\]]*\])?==(\S+)", REQUIREMENTS, re.MULTILINE)
+    assert found, f"requirements-dev.txt pins no {package}"
+    return found[2]
+
+
+def powertools_layer(parameters: dict) -> str:
     resolver = Resolver(TEMPLATE, parameters)
     resolver.refs["SharedLayer"] = "shared-layer-version-arn"
+    shared, powertools = resolver.resolve(TEMPLATE["Globals"]["Function"]["Layers"])
+    assert shared == "shared-layer-version-arn"
+    return powertools
 
-    assert resolver.resolve(TEMPLATE["Globals"]["Function"]["Layers"]) == ["shared-layer-version-arn", powertools]
+
+def test_production_runs_the_powertools_release_the_tests_run():
+    """The layer comes from Powertools' public SSM parameter for the exact release the tests pin,
+    never `latest` nor a layer number (version 27 ships 3.23.0, for one): CloudFormation resolves
+    the parameter in the stack's region at deploy time."""
+    release = pinned("aws-lambda-powertools")
+
+    assert powertools_layer({}) == f"{{{{resolve:ssm:/aws/service/powertools/python/arm64/python3.13/{release}}}}}"
+    assert importlib.metadata.version("aws-lambda-powertools") == release  # what the tests import
+
+
+def test_the_tests_run_a_pydantic_that_powertools_release_accepts():
+    """The API's models run on the pydantic that the Powertools layer bundles; requirements-dev.txt
+    pins the one that was current at the pinned release, within the release's own range."""
+    requirement = next(
+        Requirement(line)
+        for line in importlib.metadata.requires("aws-lambda-powertools")
+        if line.startswith("pydantic<") or line.startswith("pydantic>")
+    )
+
+    assert requirement.specifier.contains(pinned("pydantic"))
+    assert importlib.metadata.version("pydantic") == pinned("pydantic")
+
+
+def test_a_given_layer_arn_replaces_the_public_layer():
+    assert powertools_layer({"PowertoolsLayerArn": POWERTOOLS_CN}) == POWERTOOLS_CN
+
+
+def test_the_workflow_names_its_service_integrations_in_the_stacks_partition():
+    for partition in ("aws", "aws-cn", "aws-us-gov"):
+        text = json.dumps(resolved_definition(partition))
+        resources = [
+            state["Resource"] for state in resolved_definition(partition)["States"].values() if "Resource" in state
+        ]
+
+        assert resources and all(arn.startswith(f"arn:{partition}:states:::") for arn in resources)
+        assert partition == "aws" or "arn:aws:" not in text
 
 
 def test_the_powertools_layer_arn_takes_any_partition_but_only_a_layer_version():
