@@ -34,6 +34,7 @@ from local.layer_build import build_shared_layer
 from local.novita_emulator import EmulatorSettings
 from local.stack import DEV_API_KEY, LocalStack
 from local.template import ROOT, load_template, substitute_definition
+from zimage.timing import WorkflowTiming
 
 RESULTS = ROOT / "bench" / "results.json"
 REPORT = ROOT / "docs" / "performance.md"
@@ -46,6 +47,8 @@ JOBS_PER_POLICY = 24
 ARRIVAL_INTERVAL_SECONDS = 0.25
 DELIVERY_JOBS = 12  # per way of delivering the image: URL download, base64 in the task result
 BASELINE_MEMORY_MB = 128  # the Job Poller sample's functions use Lambda's default
+# The baseline's Standard workflow keeps its own long timeout; only the job's deadline is read.
+BASELINE_TIMING = WorkflowTiming(execution_timeout_seconds=3600, poll_turn_seconds=60)
 # The load run's tasks last longer than its 200 submits take to arrive (the local stack accepts a
 # few a second), so that all 200 jobs are in flight together.
 LOAD_RUN_SECONDS = 75.0
@@ -129,7 +132,7 @@ def run(
             jobs=runtime.jobs,
             sfn=runtime.sfn,
             state_machine_arn=baseline_arn if policy == "baseline" else runtime.settings.state_machine_arn,
-            poll_deadline_seconds=600 if policy == "baseline" else runtime.settings.poll_deadline_seconds,
+            timing=BASELINE_TIMING if policy == "baseline" else runtime.settings.workflow_timing(),
             workflow_type="STANDARD" if policy == "baseline" else runtime.settings.workflow_type,
             retention_days=1,
             base64_output=base64_output,
@@ -683,7 +686,7 @@ def render(r: dict) -> str:
         f"- **Express by default.** The same executions cost {c['service']} USD per image as Express and",
         f"  {c['service_as_standard']} as Standard (baseline {c['baseline']}): for jobs of seconds a Standard",
         "  workflow's bill is its transitions. The trade-off: an Express execution lasts 5 minutes at most (hence",
-        "  `PollDeadlineSeconds` 240), runs at least once (every step here is idempotent: conditional writes, a key",
+        "  a job deadline of 220 s), runs at least once (every step here is idempotent: conditional writes, a key",
         "  per job), cannot be stopped (a DELETE marks the job; the next poll ends the run) and keeps its history in",
         "  CloudWatch Logs only. `WorkflowType=STANDARD` is the choice for deadlines past 5 minutes.",
         f"- **What polling decides** (workflow and Lambda) is {c['orchestration_only']['service']} USD per image",

@@ -150,7 +150,7 @@ class LocalStack:
         self._create_functions(template, resolver)
         self._create_state_machine(template, resolver)
         self._apply_function_environment(template, resolver)
-        self._load_handlers(template)
+        self._load_handlers(template, resolver)
         api_function = self.functions["ApiFunction"]
         self.api = ApiGatewayFront(
             template, api_function.handler, api_function.context, self.api_keys, port=self.api_port
@@ -411,7 +411,7 @@ class LocalStack:
                 merged[name] = str(value)
         self._set_env({**merged, **LOCAL_ONLY_ENVIRONMENT})
 
-    def _load_handlers(self, template: dict) -> None:
+    def _load_handlers(self, template: dict, resolver: Resolver) -> None:
         if str(SHARED_CODE) not in sys.path:
             sys.path.insert(0, str(SHARED_CODE))  # where Lambda puts the layer: /opt/python
         function_globals = template.get("Globals", {}).get("Function", {})
@@ -429,8 +429,8 @@ class LocalStack:
                 logical_id=logical,
                 module=module,
                 handler=getattr(module, handler_name),
-                memory=int(props.get("MemorySize", function_globals.get("MemorySize", 128))),
-                timeout=int(props.get("Timeout", function_globals.get("Timeout", 3))),
+                memory=int(resolver.resolve(props.get("MemorySize", function_globals.get("MemorySize", 128)))),
+                timeout=int(resolver.resolve(props.get("Timeout", function_globals.get("Timeout", 3)))),
                 arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical}",
             )
         from zimage.runtime import shared_runtime

@@ -22,10 +22,11 @@ def load_template(path: Path = TEMPLATE) -> dict:
 
 
 class Resolver:
-    """Resolves Ref, Fn::GetAtt, Fn::Sub, Fn::Select, Fn::Split, Fn::Join and the condition
-    functions (Fn::If, Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition) against parameter values
-    and the physical ids the local stack gave resources. Any other intrinsic is refused rather
-    than passed on as a mapping, which a condition would read as true."""
+    """Resolves Ref, Fn::GetAtt, Fn::Sub, Fn::Select, Fn::Split, Fn::Join, the condition
+    functions (Fn::If, Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition) and the Rules' Fn::Contains
+    against parameter values and the physical ids the local stack gave resources. Any other
+    intrinsic is refused rather than passed on as a mapping, which a condition would read as true.
+    Parameter values are checked against their constraints and the template's Rules first."""
 
     def __init__(self, template: dict, parameters: dict[str, Any], stack_name: str = "zimage-local"):
         self.template = template
@@ -35,6 +36,9 @@ class Resolver:
         missing = [name for name, value in self.parameters.items() if value is None]
         if missing:
             raise ValueError(f"template parameters without a value: {missing}")
+        unknown = sorted(set(parameters) - set(self.parameters))
+        if unknown:
+            raise ValueError(f"the template has no parameters {unknown}")
         self.pseudo = {
             "AWS::Region": REGION,
             "AWS::AccountId": ACCOUNT,
@@ -44,6 +48,33 @@ class Resolver:
         }
         self.refs: dict[str, str] = {}  # logical id -> what !Ref gives
         self.attributes: dict[tuple[str, str], str] = {}  # (logical id, attribute) -> value
+        self._check_parameters()
+
+    def _check_parameters(self) -> None:
+        """Refuse what CloudFormation refuses before it creates anything: a value outside its
+        parameter's AllowedValues, MinValue/MaxValue or AllowedPattern, and a broken Rule."""
+        problems = []
+        for name, spec in self.template.get("Parameters", {}).items():
+            value = self.parameters[name]
+            allowed = spec.get("AllowedValues")
+            if allowed is not None and str(value) not in {str(v) for v in allowed}:
+                problems.append(f"{name}={value} is not one of {allowed}")
+            if spec.get("Type") == "Number":
+                number = float(value)
+                if "MinValue" in spec and number < float(spec["MinValue"]):
+                    problems.append(f"{name}={value} is below {spec['MinValue']}")
+                if "MaxValue" in spec and number > float(spec["MaxValue"]):
+                    problems.append(f"{name}={value} is above {spec['MaxValue']}")
+            if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], str(value)):
+                problems.append(f"{name}={value!r} does not match {spec['AllowedPattern']}")
+        for rule_name, rule in self.template.get("Rules", {}).items():
+            if "RuleCondition" in rule and not self.resolve(rule["RuleCondition"]):
+                continue
+            for assertion in rule["Assertions"]:
+                if not self.resolve(assertion["Assert"]):
+                    problems.append(f"{rule_name}: {assertion.get('AssertDescription', 'refused')}")
+        if problems:
+            raise ValueError("CloudFormation would refuse these parameters: " + "; ".join(problems))
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
@@ -65,6 +96,9 @@ class Resolver:
             if key == "Fn::Equals":
                 left, right = (self.resolve(v) for v in arg)
                 return str(left) == str(right)
+            if key == "Fn::Contains":  # Rules only
+                items, item = arg
+                return str(self.resolve(item)) in {str(v) for v in self.resolve(items)}
             if key == "Fn::Not":
                 return not self.resolve(arg[0])
             if key == "Fn::And":

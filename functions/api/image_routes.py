@@ -24,6 +24,7 @@ from zimage.request_model import CreateImageRequest
 from zimage.runtime import shared_runtime
 from zimage.schemas import ErrorBody, GatewayMessage, JobPage, JobView, Status
 from zimage.submit import submit_job
+from zimage.timing import stale_after_deadline_seconds
 from zimage.views import job_view
 
 ANSWER_MARGIN_SECONDS = 3.5
@@ -91,7 +92,7 @@ SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
     413: _error("Body over 64 KiB"),
     415: _error("Content-Type is not application/json"),
     502: _error("The image model refused the service"),
-    503: _error("The image model or the workflow is unavailable; nothing was created"),
+    503: _error("The model or the workflow is unavailable, or the settings contradict each other; nothing was created"),
     504: _error("The image model did not answer in time"),
 }
 
@@ -160,6 +161,7 @@ def create_image(
 
 
 def start_job(submission: dict) -> dict:
+    timing = runtime.settings.workflow_timing()  # refuses contradicting settings before any upstream call
     job = submit_job(
         CreateImageRequest.model_validate(submission["request"]),
         owner=submission["owner"],
@@ -167,7 +169,7 @@ def start_job(submission: dict) -> dict:
         jobs=runtime.jobs,
         sfn=runtime.sfn,
         state_machine_arn=runtime.settings.state_machine_arn,
-        poll_deadline_seconds=runtime.settings.poll_deadline_seconds,
+        timing=timing,
         retention_days=runtime.settings.job_retention_days,
         base64_output=runtime.settings.base64_output,
         allow_loopback_webhooks=runtime.settings.allow_loopback_webhooks,
@@ -300,7 +302,11 @@ def find_job(job_id: str) -> Job:
 
 def settle_if_stale(job: Job) -> Job:
     return settle.settle_if_stale(
-        job, jobs=runtime.jobs, events_client=runtime.events, bus_name=runtime.settings.event_bus_name
+        job,
+        jobs=runtime.jobs,
+        events_client=runtime.events,
+        bus_name=runtime.settings.event_bus_name,
+        stale_after_seconds=stale_after_deadline_seconds(runtime.settings.poll_turn_seconds),
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -20,7 +22,8 @@ runtime = shared_runtime()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    answer = poll_task(event, PollDependencies.from_runtime(runtime))
+    ends_at = time.time() + context.get_remaining_time_in_millis() / 1000
+    answer = poll_task(event, PollDependencies.from_runtime(runtime, function_ends_at=ends_at))
     if answer["status"] != PENDING:
         metrics.add_metric(name=f"Jobs{answer['status'].capitalize()}", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="PollsPerJob", unit=MetricUnit.Count, value=int(event.get("polls", 0)) + 1)

@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from zimage.runtime import shared_runtime
 from zimage.settle import sweep
+from zimage.timing import stale_after_deadline_seconds
 from zimage.tracing import tracer
 
 logger = Logger()
@@ -20,7 +21,10 @@ runtime = shared_runtime()
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     settled, announced_late = sweep(
-        jobs=runtime.jobs, events_client=runtime.events, bus_name=runtime.settings.event_bus_name
+        jobs=runtime.jobs,
+        events_client=runtime.events,
+        bus_name=runtime.settings.event_bus_name,
+        stale_after_seconds=stale_after_deadline_seconds(runtime.settings.poll_turn_seconds),
     )
     metrics.add_metric(name="JobsSettledBySweep", unit=MetricUnit.Count, value=settled)
     metrics.add_metric(name="CompletionEventsSentLate", unit=MetricUnit.Count, value=announced_late)

@@ -230,3 +230,29 @@ def test_a_prompt_the_upstream_calls_illegal_is_the_callers_400(api, emulator):
 
     assert answer.status == 400
     assert answer.json()["error"]["field"] == "prompt"
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"min_wait_seconds": 40, "max_wait_seconds": 30}, "MinWaitSeconds (40) is above MaxWaitSeconds (30)"),
+        ({"execution_timeout_seconds": 60, "poll_turn_seconds": 60}, "leaves no time to poll"),
+    ],
+)
+def test_contradicting_settings_refuse_a_submit_before_the_upstream(
+    api, monkeypatch, changes, named, nothing_left_behind
+):
+    # GIVEN a deployment whose parameters contradict each other where CloudFormation could not see it
+    from zimage.runtime import shared_runtime
+
+    runtime = shared_runtime()
+    monkeypatch.setattr(runtime, "settings", runtime.settings._replace(**changes))
+
+    # WHEN a client submits
+    answer = api.request("POST", "/v1/images", body={"prompt": "fox"})
+
+    # THEN it is told what is wrong, and nothing is started or paid for
+    assert answer.status == 503, answer.data
+    error = answer.json()["error"]
+    assert error["code"] == "inconsistent_settings"
+    assert named in error["message"]

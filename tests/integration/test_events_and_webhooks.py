@@ -325,3 +325,47 @@ def test_events_eventbridge_keeps_refusing_are_sent_later_by_the_sweeper(stack, 
     assert [event["detail-type"] for event in event_tap(succeeded)] == ["Image Generation Succeeded"]
     assert [event["detail-type"] for event in event_tap(failed, settle=0.2)] == ["Image Generation Failed"]
     assert jobs.get(succeeded).active_shard is None and jobs.get(failed).active_shard is None
+
+
+def test_a_turn_that_outlives_its_execution_still_yields_the_jobs_event(stack, api, emulator, event_tap):
+    # GIVEN a turn that stores its image after its execution was stopped, as a hard timeout does
+    # (no Catch sees it, and the Emit states never run)
+    from local.novita_emulator import Fault
+    from zimage.runtime import shared_runtime
+
+    emulator.script("image", Fault(passthrough=True, delay=0.8))  # within the stack's 1 s read timeout
+    job_id = api.submit(size="512*512")["id"]
+    waited = time.monotonic() + 10
+    while emulator.calls["image"] == 0 and time.monotonic() < waited:
+        time.sleep(0.05)
+    assert emulator.calls["image"] == 1
+    stack.client("stepfunctions").stop_execution(executionArn=stack.execution_arn(job_id), cause="hard timeout")
+
+    # THEN the job ends as the turn found it, with no event yet, and stays in the sweeper's index
+    job = api.wait(job_id)
+    assert job["status"] == "succeeded", job
+    execution = stack.finished_execution(job_id)
+    assert execution["status"] == "ABORTED"
+    entered = [e.get("stateEnteredEventDetails", {}).get("name") for e in stack.history_for(job_id)]
+    assert "EmitSucceeded" not in entered
+    assert event_tap(job_id, settle=0.5) == []
+    jobs = shared_runtime().jobs
+    assert jobs.get(job_id).active_shard is not None
+
+    # WHEN the sweeper runs once the execution's time has passed
+    jobs._table.update_item(
+        Key={"job_id": job_id},
+        UpdateExpression="SET deadline_at = :past",
+        ExpressionAttributeValues={":past": "2026-01-01T00:00:00.000Z"},
+    )
+    answer, error = stack.invoke("SweepFunction", "{}")
+
+    # THEN the job's event goes out, about that job, and the job leaves the index
+    assert error is None and json.loads(answer)["announced_late"] >= 1
+    (event,) = event_tap(job_id)
+    assert (event["detail-type"], event["detail"]["id"], event["detail"]["status"]) == (
+        "Image Generation Succeeded",
+        job_id,
+        "succeeded",
+    )
+    assert jobs.get(job_id).active_shard is None

@@ -239,3 +239,32 @@ def test_novitas_own_sdk_reads_the_emulators_tasks(upstream):
     assert result.get_image_urls()[0].startswith(upstream.url)
     result.download_images()
     assert result.images_encoded
+
+
+# --- Calls planned to end within the time a turn has left ------------------------------------
+
+
+def test_a_read_given_little_time_ends_within_it_despite_a_silent_upstream(novita, upstream):
+    # GIVEN an upstream that never answers in time, and a client whose own timeouts are long
+    novita = NovitaClient(upstream.url, KEY, read_timeout=10)
+    upstream.script("result", *[Fault(passthrough=True, delay=5)] * 4)
+
+    # WHEN a poll may take 1.5 s at most
+    started = time.monotonic()
+    with pytest.raises(errors.UpstreamTimeout):
+        novita.get_task_result("any", within=1.5)
+
+    # THEN it gave up in time, and made no retry it had no time for
+    assert time.monotonic() - started < 1.5 + 0.5
+    assert upstream.calls["result"] == 1
+
+
+def test_a_download_trickling_in_past_the_time_given_is_cut_off(novita, upstream):
+    novita = NovitaClient(upstream.url, KEY, read_timeout=10)
+    upstream.script("image", Fault(status=200, raw=b"\xff" * 400, slow_body=5))
+
+    started = time.monotonic()
+    with pytest.raises(errors.UpstreamTimeout):
+        novita.download_image(f"{upstream.url}/images/x.jpeg", max_bytes=10_000_000, within=1.0)
+
+    assert time.monotonic() - started < 1.0 + 0.5

@@ -46,10 +46,21 @@ def test_a_job_ends_with_the_requested_image_behind_a_presigned_url(stack, api, 
     assert image["sha256"] == hashlib.sha256(answer.data).hexdigest()
     assert job["seed"] == 7
     assert job["completed_at"] >= job["created_at"]
-    # ... and the workflow announced it and ended in its success state after one poll
+    # ... and the workflow announced it, took it out of the sweeper's index, and ended in its
+    # success state after one poll
     execution = stack.finished_execution(job["id"])
     assert execution["status"] == "SUCCEEDED"
-    assert state_names(stack, job["id"]) == ["PollTask", "RouteOnStatus", "EmitSucceeded"]
+    assert state_names(stack, job["id"]) == [
+        "PollTask",
+        "RouteOnStatus",
+        "EmitSucceeded",
+        "MarkAnnounced",
+        "EndJob",
+        "JobSucceeded",
+    ]
+    assert (
+        "active_shard" not in stack.resource("dynamodb").Table(stack.table).get_item(Key={"job_id": job["id"]})["Item"]
+    )
     assert emulator.calls["submit"] == 1
 
 
@@ -153,7 +164,15 @@ def test_the_poll_cap_ends_a_job_that_keeps_saying_almost_done(stack, api, emula
     assert "number of polls" in job["error"]["message"]
     names = state_names(stack, job["id"])
     assert names.count("PollTask") == 3
-    assert names[-5:] == ["PollLimitReached", "RecordFailure", "RouteOnStatus", "EmitFailed", "JobFailed"]
+    assert names[-7:] == [
+        "PollLimitReached",
+        "RecordFailure",
+        "RouteOnStatus",
+        "EmitFailed",
+        "MarkAnnounced",
+        "EndJob",
+        "JobFailed",
+    ]
 
 
 def test_a_broken_image_url_is_retried_then_fails_the_job(stack, api, emulator):

@@ -4,6 +4,7 @@ upstream: what it records, what it answers, and that repeating it changes nothin
 from __future__ import annotations
 
 import base64
+import json
 import math
 import time
 from datetime import UTC, datetime
@@ -30,16 +31,19 @@ class ScriptedNovita:
         self.image = image if image is not None else picture(320, 256)
         self.polls = 0
         self.downloads = 0
+        self.given: list[float | None] = []  # the time each call was given
 
-    def get_task_result(self, task_id: str) -> TaskResult:
+    def get_task_result(self, task_id: str, *, within: float | None = None) -> TaskResult:
         self.polls += 1
+        self.given.append(within)
         step = self.script.pop(0) if len(self.script) > 1 else self.script[0]
         if isinstance(step, Exception):
             raise step
         return step
 
-    def download_image(self, url: str, *, max_bytes: int) -> bytes:
+    def download_image(self, url: str, *, max_bytes: int, within: float | None = None) -> bytes:
         self.downloads += 1
+        self.given.append(within)
         if isinstance(self.image, Exception):
             raise self.image
         return self.image
@@ -78,7 +82,17 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def step(job: Job, jobs, images, novita, clock, *, deadline_in: float = 600, **state) -> dict:
+def step(
+    job: Job,
+    jobs,
+    images,
+    novita,
+    clock,
+    *,
+    deadline_in: float = 600,
+    function_ends_in: float | None = None,
+    **state,
+) -> dict:
     deps = PollDependencies(
         novita=novita,
         jobs=jobs,
@@ -91,6 +105,8 @@ def step(job: Job, jobs, images, novita, clock, *, deadline_in: float = 600, **s
         ),
         clock=clock,
         sleep=clock.sleep,
+        poll_turn_seconds=60,
+        function_ends_at=None if function_ends_in is None else clock.now + function_ends_in,
     )
     payload = {
         "job_id": job.job_id,
@@ -270,7 +286,7 @@ def test_a_wrong_image_fails_the_job_and_stores_nothing(job, jobs, images, clock
     assert boto3.client("s3").list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
 
 
-def test_only_active_jobs_past_the_cutoff_are_overdue(jobs):
+def test_overdue_are_the_jobs_past_the_cutoff_still_active_or_not_announced(jobs):
     def make(deadline: str, status: str = "processing") -> str:
         job = a_job(status=status, size=SIZE, deadline_at=deadline)
         jobs.create(job.with_changes(active_shard=active_shard_for(job.job_id)))
@@ -278,12 +294,15 @@ def test_only_active_jobs_past_the_cutoff_are_overdue(jobs):
 
     late = make("2026-01-01T00:00:00.000Z")
     on_time = make("2099-01-01T00:00:00.000Z")
-    ended = make("2026-01-01T00:00:00.000Z")
-    jobs.record_failure(ended, code="upstream_failed", message="x")
+    unannounced = make("2026-01-01T00:00:00.000Z")
+    jobs.record_failure(unannounced, code="upstream_failed", message="x")
+    announced = make("2026-01-01T00:00:00.000Z")
+    jobs.record_failure(announced, code="upstream_failed", message="x")
+    jobs.mark_announced(announced)
 
     overdue = jobs.overdue("2026-06-01T00:00:00.000Z")
 
-    assert overdue == [late]
+    assert sorted(overdue) == sorted([late, unannounced])
     assert on_time not in overdue
 
 
@@ -324,10 +343,10 @@ def test_a_turn_that_saw_nothing_new_writes_its_progress_once(job, jobs, images,
 
 def test_a_cancel_made_while_the_step_polls_fast_ends_the_turn_as_canceled(job, jobs, images, clock):
     class CanceledMidway(ScriptedNovita):
-        def get_task_result(self, task_id: str) -> TaskResult:
+        def get_task_result(self, task_id: str, *, within: float | None = None) -> TaskResult:
             if self.polls == 3:
                 jobs.cancel(job.job_id)
-            return super().get_task_result(task_id)
+            return super().get_task_result(task_id, within=within)
 
     # Processing from the first answer, unchanged while polled fast, and never done this turn.
     answer = step(job, jobs, images, CanceledMidway(running(eta=1)), clock)
@@ -345,3 +364,94 @@ def test_the_eta_is_dated_from_the_upstreams_answer(job, jobs, images, clock):
     stored = jobs.get(job.job_id)
     assert stored.eta_at == iso(datetime.fromtimestamp(answered, UTC))
     assert stored.updated_at != stored.eta_at
+
+
+# --- A turn within the execution's time (zimage.timing) ---------------------------------------
+
+
+def test_no_call_is_given_more_time_than_the_execution_has_left(job, jobs, images, clock):
+    # GIVEN an execution 20 s from its hard timeout: 10 s are kept for the event, 5 for storing
+    novita = ScriptedNovita(running(eta=1), running(eta=1), done())
+
+    # WHEN a turn polls fast and downloads the image
+    answer = step(job, jobs, images, novita, clock, execution_deadline=clock.now + 20)
+
+    # THEN it stores the image, and no call was allowed past 5 s from the turn's start
+    assert answer["status"] == "succeeded"
+    assert novita.downloads == 1
+    assert novita.given and all(0 < within <= 5 for within in novita.given)
+
+
+def test_a_turn_never_polls_past_the_functions_own_timeout(job, jobs, images, clock):
+    novita = ScriptedNovita(running(eta=2))
+
+    answer = step(job, jobs, images, novita, clock, function_ends_in=7)
+
+    assert answer["status"] == "pending"
+    assert all(within <= 2 for within in novita.given)  # 7 s less the 5 s kept for storing
+
+
+def test_a_task_found_done_too_late_in_a_turn_is_stored_by_the_next_turn(job, jobs, images, clock):
+    # GIVEN a turn whose function is about to time out (a retried turn, say)
+    novita = ScriptedNovita(done())
+
+    # WHEN the task has ended but too little time is left to download its image
+    answer = step(job, jobs, images, novita, clock, function_ends_in=5 + 2)
+
+    # THEN nothing is started: the workflow comes back at once, and the next turn stores it
+    assert (answer["status"], answer["wait_seconds"], novita.downloads) == ("pending", 1, 0)
+    again = step(job, jobs, images, novita, clock, polls=answer["polls"])
+    assert again["status"] == "succeeded"
+
+
+def test_a_turn_past_the_deadline_without_time_for_a_call_fails_the_job_as_timeout(job, jobs, images, clock):
+    novita = ScriptedNovita(done())
+
+    answer = step(job, jobs, images, novita, clock, deadline_in=-1, execution_deadline=clock.now + 12)
+
+    assert answer["error"]["code"] == "timeout"
+    assert novita.polls == 0
+
+
+def test_an_execution_that_died_after_the_turn_ended_the_job_still_yields_its_event(job, jobs, images, clock):
+    """A turn that ran past its execution's hard timeout: the job is recorded as ended, but the
+    Emit state never runs. The job stays in the sweeper's index until its event is out."""
+    from zimage.settle import sweep
+
+    from .test_settle import EventBus
+
+    # GIVEN a job listed for the sweeper, as every submit lists it, and a turn that stored its image
+    jobs.create(job.with_changes(job_id=job.job_id + "X", active_shard=active_shard_for(job.job_id + "X")))
+    late = jobs.get(job.job_id + "X")
+    answer = step(late, jobs, images, ScriptedNovita(done()), clock)
+    assert answer["status"] == "succeeded"
+    assert jobs.get(late.job_id).active_shard is not None
+
+    # WHEN the execution died there (no Emit state ran), and the sweeper runs once its time is over
+    bus = EventBus()
+    assert sweep(jobs=jobs, events_client=bus, bus_name="b", stale_after_seconds=0) == (0, 1)
+
+    # THEN the event is out, once, about that job, and the job leaves the index
+    assert bus.detail_types(late.job_id) == ["Image Generation Succeeded"]
+    assert jobs.get(late.job_id).active_shard is None
+    assert sweep(jobs=jobs, events_client=bus, bus_name="b", stale_after_seconds=0) == (0, 0)
+
+
+def test_a_repeated_event_carries_the_same_job(job, jobs, images, clock):
+    """Events are at least once: the workflow sent the event, but the execution died before
+    MarkAnnounced, so the sweeper sends it again. Consumers deduplicate on the job's id."""
+    from zimage.settle import sweep
+
+    from .test_settle import EventBus
+
+    jobs.create(job.with_changes(job_id=job.job_id + "Y", active_shard=active_shard_for(job.job_id + "Y")))
+    answer = step(jobs.get(job.job_id + "Y"), jobs, images, ScriptedNovita(done()), clock)
+    workflow_event = answer["event"]  # what EmitSucceeded sent
+
+    bus = EventBus()
+    sweep(jobs=jobs, events_client=bus, bus_name="b", stale_after_seconds=0)
+
+    (repeat,) = [json.loads(entry["Detail"]) for entry in bus.sent]
+    assert repeat["id"] == workflow_event["id"] == job.job_id + "Y"
+    assert repeat["status"] == workflow_event["status"] == "succeeded"
+    assert repeat["image"]["sha256"] == workflow_event["image"]["sha256"]

@@ -7,10 +7,13 @@ import json
 from datetime import timedelta
 
 from zimage.events import announce
-from zimage.models import active_shard_for, utc_now
+from zimage.models import active_shard_for, iso, utc_now
 from zimage.settle import settle_if_stale, sweep
+from zimage.timing import EVENT_RESERVE_SECONDS, stale_after_deadline_seconds
 
 from .conftest import a_job
+
+STALE_AFTER = stale_after_deadline_seconds(60)  # the default PollTurnSeconds
 
 
 class EventBus:
@@ -32,7 +35,7 @@ class EventBus:
 
 def an_active_job(jobs, *, minutes_past_deadline: int = 10):
     deadline = utc_now() - timedelta(minutes=minutes_past_deadline)
-    job = a_job(at=deadline - timedelta(minutes=4), status="processing")
+    job = a_job(at=deadline - timedelta(minutes=4), status="processing", deadline_at=iso(deadline))
     job = job.with_changes(active_shard=active_shard_for(job.job_id))
     jobs.create(job)
     return job
@@ -47,10 +50,13 @@ def test_a_cancel_whose_event_failed_is_announced_by_the_next_sweep(jobs):
     assert jobs.get(job.job_id).active_shard is not None  # still listed for the sweeper
 
     bus.down = False
-    assert sweep(jobs=jobs, events_client=bus, bus_name="b") == (0, 1)
+    assert sweep(jobs=jobs, events_client=bus, bus_name="b", stale_after_seconds=STALE_AFTER) == (0, 1)
     assert bus.detail_types(job.job_id) == ["Image Generation Canceled"]
     assert jobs.get(job.job_id).active_shard is None
-    assert sweep(jobs=jobs, events_client=bus, bus_name="b") == (0, 0)  # sent once only
+    assert sweep(jobs=jobs, events_client=bus, bus_name="b", stale_after_seconds=STALE_AFTER) == (
+        0,
+        0,
+    )  # sent once only
 
 
 def test_a_sent_event_takes_the_job_out_of_the_sweepers_sight(jobs):
@@ -59,7 +65,7 @@ def test_a_sent_event_takes_the_job_out_of_the_sweepers_sight(jobs):
     bus = EventBus()
 
     assert announce(canceled, jobs=jobs, events_client=bus, bus_name="b")
-    assert sweep(jobs=jobs, events_client=bus, bus_name="b") == (0, 0)
+    assert sweep(jobs=jobs, events_client=bus, bus_name="b", stale_after_seconds=STALE_AFTER) == (0, 0)
     assert bus.detail_types(job.job_id) == ["Image Generation Canceled"]
 
 
@@ -67,21 +73,33 @@ def test_a_settled_job_whose_event_failed_is_announced_later_and_failed_once(job
     job = an_active_job(jobs)
     bus = EventBus(down=True)
 
-    settled = settle_if_stale(job, jobs=jobs, events_client=bus, bus_name="b")
+    settled = settle_if_stale(job, jobs=jobs, events_client=bus, bus_name="b", stale_after_seconds=STALE_AFTER)
     bus.down = False
-    counts = sweep(jobs=jobs, events_client=bus, bus_name="b")
+    counts = sweep(jobs=jobs, events_client=bus, bus_name="b", stale_after_seconds=STALE_AFTER)
 
     assert settled.status == "failed"
     assert counts == (0, 1)
     assert bus.detail_types(job.job_id) == ["Image Generation Failed"]
 
 
-def test_jobs_the_workflow_fails_leave_the_index_at_once(jobs):
-    # The workflow sends their events itself (EmitFailed), so the sweeper must not send another.
-    job = an_active_job(jobs)
+def test_a_job_the_workflow_ended_stays_listed_until_its_event_is_marked_sent(jobs):
+    # GIVEN a job the workflow failed just now, its execution still running
+    job = an_active_job(jobs, minutes_past_deadline=0)
     jobs.record_failure(job.job_id, code="upstream_failed", message="nsfw")
     bus = EventBus()
 
-    assert jobs.get(job.job_id).active_shard is None
-    assert sweep(jobs=jobs, events_client=bus, bus_name="b") == (0, 0)
+    # THEN it stays in the sweeper's index, but no sweep sends its event while the execution may
+    assert jobs.get(job.job_id).active_shard is not None
+    assert sweep(jobs=jobs, events_client=bus, bus_name="b", stale_after_seconds=STALE_AFTER) == (0, 0)
     assert bus.sent == []
+
+    # WHEN the workflow's MarkAnnounced state has run (EmitFailed sent the event)
+    jobs.mark_announced(job.job_id)
+
+    # THEN it leaves the index
+    assert jobs.get(job.job_id).active_shard is None
+
+
+def test_an_ended_job_waits_for_the_sweeper_as_long_as_its_execution_may_still_announce_it():
+    """The sweeper must not race an execution that is still inside its last turn or its event."""
+    assert STALE_AFTER >= 60 + EVENT_RESERVE_SECONDS

@@ -12,6 +12,7 @@ from zimage import errors
 from zimage.models import QUEUED
 from zimage.request_model import CreateImageRequest
 from zimage.submit import execution_arn_for, submit_job
+from zimage.timing import WorkflowTiming
 
 STATE_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:zimage-jobs"
 
@@ -48,7 +49,7 @@ def submit(jobs, *, novita=None, sfn=None, workflow_type="STANDARD", **request):
         jobs=jobs,
         sfn=sfn or RecordingStepFunctions(),
         state_machine_arn=STATE_MACHINE,
-        poll_deadline_seconds=240,
+        timing=WorkflowTiming(execution_timeout_seconds=290, poll_turn_seconds=60),
         retention_days=30,
         workflow_type=workflow_type,
     )

@@ -51,12 +51,64 @@ def test_the_wait_comes_from_the_poll_step_not_a_constant():
     assert wait == {"Type": "Wait", "SecondsPath": "$.wait_seconds", "Next": "PollTask"}
 
 
-@pytest.mark.parametrize("name", ["PollTask", "RecordFailure", "EmitSucceeded", "EmitFailed"])
+@pytest.mark.parametrize("name", ["PollTask", "RecordFailure", "EmitSucceeded", "EmitFailed", "MarkAnnounced"])
 def test_every_task_retries_with_backoff(name):
     task = resolved_definition()["States"][name]
 
     assert task["Retry"]
-    assert all(rule.get("BackoffRate", 1) >= 2 for rule in task["Retry"])
+    assert all(rule.get("BackoffRate", 1) >= 2 for rule in task["Retry"] if rule["MaxAttempts"] > 0)
+
+
+@pytest.mark.parametrize("emit", ["EmitSucceeded", "EmitFailed"])
+def test_a_job_leaves_the_sweepers_index_only_after_its_event_is_sent(emit):
+    """An execution that dies before MarkAnnounced (its hard timeout) leaves the job listed, and the
+    sweeper sends its event: so the workflow's steps never take it out themselves."""
+    states = resolved_definition()["States"]
+    mark = states["MarkAnnounced"]
+
+    assert states[emit]["Next"] == "MarkAnnounced"
+    assert [rule["Next"] for rule in states[emit]["Catch"]] == ["EndJob"]  # refused: left for the sweeper
+    assert mark["Resource"] == "arn:aws:states:::dynamodb:updateItem"
+    assert mark["Parameters"]["UpdateExpression"] == "REMOVE active_shard"
+    assert mark["Parameters"]["Key"] == {"job_id": {"S.$": "$.job_id"}}
+    assert all(rule["Next"] == "EndJob" for rule in mark["Catch"])
+
+
+def test_the_state_machine_is_given_no_deadline_of_its_own_but_its_timeout():
+    """The job's deadline is derived from ExecutionTimeoutSeconds (zimage.timing), never set apart."""
+    assert "PollDeadlineSeconds" not in TEMPLATE["Parameters"]
+    variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["EXECUTION_TIMEOUT_SECONDS"] == {"Ref": "ExecutionTimeoutSeconds"}
+    assert variables["POLL_TURN_SECONDS"] == {"Ref": "PollTurnSeconds"}
+    assert RESOURCES["PollFunction"]["Properties"]["Timeout"] == {"Ref": "PollTurnSeconds"}
+
+
+@pytest.mark.parametrize(
+    ("parameters", "refused"),
+    [
+        ({"ExecutionTimeoutSeconds": 600}, "EXPRESS execution lasts 300 seconds at most"),
+        ({"ExecutionTimeoutSeconds": 240, "WorkflowType": "STANDARD"}, None),
+        ({"ExecutionTimeoutSeconds": 3600, "WorkflowType": "STANDARD"}, None),
+        ({"ExecutionTimeoutSeconds": 250}, "not one of"),
+        ({"PollTurnSeconds": 4}, "below 5"),
+    ],
+)
+def test_cloudformation_refuses_an_express_workflow_past_five_minutes(parameters, refused):
+    """The template's Rule, evaluated as CloudFormation does before creating anything (the local
+    stack's resolver checks parameters and Rules alike)."""
+    if refused is None:
+        Resolver(TEMPLATE, parameters)
+    else:
+        with pytest.raises(ValueError, match=refused):
+            Resolver(TEMPLATE, parameters)
+
+
+def test_the_rule_lists_exactly_the_allowed_timeouts_express_can_run():
+    allowed = TEMPLATE["Parameters"]["ExecutionTimeoutSeconds"]["AllowedValues"]
+    (assertion,) = TEMPLATE["Rules"]["ExpressExecutionsEndWithinFiveMinutes"]["Assertions"]
+    listed, _ = assertion["Assert"]["Fn::Contains"]
+
+    assert listed == [str(value) for value in allowed if value <= 300]
 
 
 def test_everything_the_poll_step_cannot_survive_goes_to_the_failure_path():

@@ -67,6 +67,13 @@ class UpstreamTimeoutError(ServiceError):
     code = "upstream_timeout"
 
 
+class InconsistentSettings(ServiceError):
+    """The deployment's parameters contradict each other: nothing is started until they are fixed."""
+
+    status = 503
+    code = "inconsistent_settings"
+
+
 class WorkflowUnavailable(ServiceError):
     status = 503
     code = "workflow_unavailable"

@@ -82,27 +82,24 @@ class JobStore:
         if seed is not None:
             sets += ", seed = :seed"
             values[":seed"] = seed
-        return self._update_active(job_id, sets + " REMOVE progress, eta_seconds, eta_at, active_shard", values)
+        return self._update_active(job_id, sets + " REMOVE progress, eta_seconds, eta_at", values)
 
     def record_failure(self, job_id: str, *, code: str, message: str) -> Job | None:
         """The workflow's failure path, which sends the failed event itself."""
-        return self.end_as_failed(job_id, code=code, message=message, leave_index=True)[0]
+        return self.end_as_failed(job_id, code=code, message=message)[0]
 
-    # A job that a Lambda ends (a cancel, a settle) stays in the active index, ended, until its
-    # completion event is sent (mark_announced): if the send fails, or the Lambda dies first, the
-    # sweeper finds the job there past its deadline and sends the event then. Jobs the workflow
-    # ends leave the index at once, since the workflow sends their events with its own retries.
+    # Every ended job stays in the active index until its completion event is sent
+    # (mark_announced: the workflow's MarkAnnounced state, or zimage.events.announce after a
+    # cancel or a settle). Should the send fail, or the execution or Lambda die first, the sweeper
+    # finds the job there past its deadline and sends the event then: at least once, never lost.
 
-    def end_as_failed(
-        self, job_id: str, *, code: str, message: str, leave_index: bool = False
-    ) -> tuple[Job | None, bool]:
+    def end_as_failed(self, job_id: str, *, code: str, message: str) -> tuple[Job | None, bool]:
         """Fail an active job; the flag says whether this call did it (and so announces it)."""
         now = iso(utc_now())
-        index = ", active_shard" if leave_index else ""
         return self._update_if_active(
             job_id,
             "SET #status = :failed, #error = :error, completed_at = :now, updated_at = :now "
-            f"REMOVE progress, eta_seconds, eta_at{index}",
+            "REMOVE progress, eta_seconds, eta_at",
             {":failed": FAILED, ":error": JobError(code=code, message=message)._asdict(), ":now": now},
             extra_names={"#error": "error"},
         )
@@ -117,7 +114,8 @@ class JobStore:
         )
 
     def mark_announced(self, job_id: str) -> None:
-        """The ended job's completion event is out: it leaves the active index."""
+        """The ended job's completion event is out: it leaves the active index. The workflow's
+        MarkAnnounced state makes this same update itself."""
         self._table.update_item(
             Key={"job_id": job_id},
             UpdateExpression="REMOVE active_shard",

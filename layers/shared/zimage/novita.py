@@ -16,7 +16,14 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import urllib3
-from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError, NameResolutionError, NewConnectionError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    MaxRetryError,
+    NameResolutionError,
+    NewConnectionError,
+    ResponseError,
+)
 from urllib3.util import Retry, Timeout
 
 from zimage.errors import (
@@ -68,17 +75,51 @@ class TaskResult(NamedTuple):
 
 
 class CappedRetry(Retry):
-    """urllib3 sleeps for the whole Retry-After the server asks for. A Lambda cannot wait a
-    minute inside one call, so longer requests are shortened to `RETRY_AFTER_CAP`; if the
-    upstream still refuses, its answer (and its Retry-After) is passed on to the caller."""
+    """urllib3's Retry, with two bounds a Lambda needs.
+
+    urllib3 sleeps for the whole Retry-After the server asks for. A Lambda cannot wait a minute
+    inside one call, so longer requests are shortened to `RETRY_AFTER_CAP`; if the upstream still
+    refuses, its answer (and its Retry-After) is passed on to the caller.
+
+    urllib3 bounds each attempt and each socket read, never a whole call. Given `ends_at` (a
+    time.monotonic() moment) and `attempt_seconds` (the longest one attempt may take), a retry is
+    made only if its wait and a whole attempt still end by then; otherwise the call ends as if
+    its retries were spent. Quick failures (a refused connection, a 503) keep all their retries.
+    """
 
     RETRY_AFTER_CAP = 4.0
+
+    def __init__(self, *args: Any, ends_at: float = math.inf, attempt_seconds: float = 0.0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.ends_at, self.attempt_seconds = ends_at, attempt_seconds
+
+    def new(self, **kwargs: Any) -> CappedRetry:
+        kwargs.setdefault("ends_at", self.ends_at)
+        kwargs.setdefault("attempt_seconds", self.attempt_seconds)
+        return super().new(**kwargs)
 
     def parse_retry_after(self, retry_after: str) -> float:
         return min(super().parse_retry_after(retry_after), self.RETRY_AFTER_CAP)
 
+    def increment(self, method: str | None = None, url: str | None = None, *args: Any, **kwargs: Any) -> CappedRetry:
+        retry = super().increment(method, url, *args, **kwargs)  # raises once the retries are spent
+        response, error = kwargs.get("response"), kwargs.get("error")
+        if time.monotonic() + retry.longest_wait(response) + self.attempt_seconds > self.ends_at:
+            reason = error or ResponseError("no time left for another attempt")
+            raise MaxRetryError(kwargs.get("_pool"), url or "", reason) from reason  # type: ignore[arg-type]
+        return retry
 
-def read_retry(attempts: int = 3) -> Retry:
+    def longest_wait(self, response: Any = None) -> float:
+        """The most the sleep before the next attempt can last: the server's Retry-After, or the
+        back-off with its whole jitter."""
+        if response is not None and self.respect_retry_after_header:
+            retry_after = self.get_retry_after(response)
+            if retry_after is not None:
+                return retry_after
+        return min(self.backoff_max, self.new(backoff_jitter=0.0).get_backoff_time() + self.backoff_jitter)
+
+
+def read_retry(attempts: int = 3) -> CappedRetry:
     return CappedRetry(
         total=attempts,
         connect=attempts,
@@ -103,7 +144,7 @@ class SubmitRetry(CappedRetry):
     RETRY_AFTER_STATUS_CODES = frozenset({429})
 
 
-def submit_retry(attempts: int = 2) -> Retry:
+def submit_retry(attempts: int = 2) -> CappedRetry:
     # read=0: a request that was sent but not answered may have started a task.
     return SubmitRetry(
         total=attempts,
@@ -118,6 +159,16 @@ def submit_retry(attempts: int = 2) -> Retry:
         respect_retry_after_header=True,
         raise_on_status=False,
     )
+
+
+class CallPlan(NamedTuple):
+    timeout: Timeout
+    retries: CappedRetry
+    ends_at: float  # time.monotonic() by which the whole call must be over
+    body_seconds: float  # the longest a body may take to arrive
+
+    def body_seconds_left(self) -> float:
+        return max(0.0, min(self.body_seconds, self.ends_at - time.monotonic()))
 
 
 class NovitaClient:
@@ -136,6 +187,7 @@ class NovitaClient:
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key if callable(api_key) else (lambda: api_key)
         self._http = http or urllib3.PoolManager(maxsize=4)
+        self._connect_timeout, self._read_timeout = connect_timeout, read_timeout
         self._timeout = Timeout(connect=connect_timeout, read=read_timeout)
         self._read_attempts = read_attempts
         self._submit_attempts = submit_attempts
@@ -146,30 +198,28 @@ class NovitaClient:
     @tracer.capture_method(capture_response=False)
     def start_task(self, *, prompt: str, size: str, seed: int, base64_output: bool = False) -> str:
         body = {"prompt": prompt, "size": size, "seed": seed, "enable_base64_output": base64_output}
-        answer = self._request_json("POST", SUBMIT_PATH, body=body, retries=submit_retry(self._submit_attempts))
+        answer = self._request_json(
+            "POST", SUBMIT_PATH, body=body, plan=self.plan_call(submit_retry(self._submit_attempts), None)
+        )
         task_id = answer.get("task_id") if isinstance(answer, dict) else None
         if not isinstance(task_id, str) or not task_id:
             raise UpstreamUnavailable("the upstream accepted the task but sent no task_id", status=200)
         return task_id
 
     @tracer.capture_method(capture_response=False)
-    def get_task_result(self, task_id: str) -> TaskResult:
-        answer = self._request_json(
-            "GET", RESULT_PATH, fields={"task_id": task_id}, retries=read_retry(self._read_attempts)
-        )
+    def get_task_result(self, task_id: str, *, within: float | None = None) -> TaskResult:
+        """The task's state; with `within`, the call (retries included) ends within that many seconds."""
+        plan = self.plan_call(read_retry(self._read_attempts), within)
+        answer = self._request_json("GET", RESULT_PATH, fields={"task_id": task_id}, plan=plan)
         return parse_task_result(answer)
 
     @tracer.capture_method(capture_response=False)
-    def download_image(self, url: str, *, max_bytes: int) -> bytes:
-        """GET an image from the upstream's storage; no Authorization header goes there."""
+    def download_image(self, url: str, *, max_bytes: int, within: float | None = None) -> bytes:
+        """GET an image from the upstream's storage; no Authorization header goes there. With
+        `within`, the download (retries and body included) ends within that many seconds."""
+        plan = self.plan_call(read_retry(self._read_attempts), within)
         try:
-            response = self._http.request(
-                "GET",
-                url,
-                retries=read_retry(self._read_attempts),
-                timeout=self._timeout,
-                preload_content=False,
-            )
+            response = self._http.request("GET", url, retries=plan.retries, timeout=plan.timeout, preload_content=False)
         except (MaxRetryError, HTTPError) as exc:
             raise _connection_error(exc, "the image download") from exc
         try:
@@ -177,15 +227,40 @@ class NovitaClient:
                 kind = UpstreamRejected if response.status in (401, 403, 404, 410) else UpstreamUnavailable
                 raise kind(f"the image URL answered HTTP {response.status}", status=response.status)
             return _read_capped(
-                response, max_bytes, what="image", too_large=InvalidImage, max_seconds=self._body_seconds
+                response, max_bytes, what="image", too_large=InvalidImage, max_seconds=plan.body_seconds_left()
             )
         finally:
             response.release_conn()
 
+    def plan_call(self, retries: CappedRetry, within: float | None) -> CallPlan:
+        """Timeouts and retries for one call; given `within`, the call ends within that many
+        seconds: each attempt's connect and read fit in it together (urllib3's `total`), a retry
+        is made only while a whole attempt still fits (CappedRetry), and the body must arrive
+        before the end."""
+        body_seconds = BODY_SECONDS if self._body_seconds is None else self._body_seconds
+        if within is None:
+            return CallPlan(self._timeout, retries, math.inf, body_seconds)
+        within = max(within, 0.001)  # urllib3 refuses a timeout of zero; this one fails at once
+        ends_at = time.monotonic() + within
+        connect, read = min(self._connect_timeout, within), min(self._read_timeout, within)
+        attempt = min(connect + read, within)
+        return CallPlan(
+            Timeout(connect=connect, read=read, total=within),
+            retries.new(ends_at=ends_at, attempt_seconds=attempt),
+            ends_at,
+            min(body_seconds, within),
+        )
+
     # --- plumbing -----------------------------------------------------------------------
 
     def _request_json(
-        self, method: str, path: str, *, retries: Retry, body: dict | None = None, fields: dict | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        plan: CallPlan,
+        body: dict | None = None,
+        fields: dict | None = None,
     ) -> Any:
         headers = {"Authorization": f"Bearer {self._api_key()}", "Accept": "application/json"}
         if body is not None:
@@ -197,15 +272,15 @@ class NovitaClient:
                 body=json.dumps(body).encode() if body is not None else None,
                 fields=fields,
                 headers=headers,
-                retries=retries,
-                timeout=self._timeout,
+                retries=plan.retries,
+                timeout=plan.timeout,
                 preload_content=False,
             )
         except (MaxRetryError, HTTPError) as exc:
             raise _connection_error(exc, f"{method} {path}") from exc
         try:
             try:
-                raw = _read_capped(response, MAX_JSON_BYTES, what="answer", max_seconds=self._body_seconds)
+                raw = _read_capped(response, MAX_JSON_BYTES, what="answer", max_seconds=plan.body_seconds_left())
             except HTTPError as exc:  # the connection broke mid-body
                 raise _connection_error(exc, f"{method} {path}") from exc
             if response.status != 200:
@@ -236,7 +311,9 @@ def _read_capped(
     max_seconds = BODY_SECONDS if max_seconds is None else max_seconds
     chunks, total = [], 0
     give_up = time.monotonic() + max_seconds
-    for chunk in response.stream(64 * 1024):
+    # read1 returns whatever one socket read brings, so the clock is checked as bytes arrive;
+    # stream() would wait for a whole chunk however slowly it came.
+    while chunk := response.read1(64 * 1024):
         total += len(chunk)
         if total > max_bytes:
             raise too_large(f"the upstream {what} is over the {max_bytes} byte cap")

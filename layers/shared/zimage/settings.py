@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
+from zimage.timing import WorkflowTiming, workflow_timing
+
 DEFAULT_NOVITA_BASE_URL = "https://api.novita.ai"
 
 
@@ -26,7 +28,8 @@ class Settings(NamedTuple):
     novita_base_url: str
     novita_key_parameter: str
     novita_key_source: str  # "ssm" or "secretsmanager"
-    poll_deadline_seconds: int
+    execution_timeout_seconds: int
+    poll_turn_seconds: int
     presigned_url_seconds: int
     max_image_bytes: int
     job_retention_days: int
@@ -58,7 +61,8 @@ class Settings(NamedTuple):
             novita_base_url=env.get("NOVITA_BASE_URL") or DEFAULT_NOVITA_BASE_URL,
             novita_key_parameter=env.get("NOVITA_API_KEY_PARAMETER", "/zimage/novita-api-key"),
             novita_key_source=env.get("NOVITA_API_KEY_SOURCE", "ssm").lower(),
-            poll_deadline_seconds=_int("POLL_DEADLINE_SECONDS", 240),
+            execution_timeout_seconds=_int("EXECUTION_TIMEOUT_SECONDS", 290),
+            poll_turn_seconds=_int("POLL_TURN_SECONDS", 60),
             presigned_url_seconds=_int("PRESIGNED_URL_SECONDS", 900),
             max_image_bytes=_int("MAX_IMAGE_BYTES", 10 * 1024 * 1024),
             job_retention_days=_int("JOB_RETENTION_DAYS", 30),
@@ -79,4 +83,15 @@ class Settings(NamedTuple):
             webhook_timeout_seconds=_float("WEBHOOK_TIMEOUT_SECONDS", 5.0),
             webhook_retry_base_seconds=_int("WEBHOOK_RETRY_BASE_SECONDS", 30),
             webhook_max_attempts=_int("WEBHOOK_MAX_ATTEMPTS", 9),
+        )
+
+    def workflow_timing(self) -> WorkflowTiming:
+        """The job's deadline and every bound derived from the execution's timeout; raises
+        InconsistentSettings where the parameters contradict each other."""
+        return workflow_timing(
+            execution_timeout_seconds=self.execution_timeout_seconds,
+            poll_turn_seconds=self.poll_turn_seconds,
+            workflow_type=self.workflow_type,
+            min_wait_seconds=self.min_wait_seconds,
+            max_wait_seconds=self.max_wait_seconds,
         )

@@ -7,20 +7,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from zimage.models import FAILED, SUCCEEDED, Job, active_shard_for, present_fields
+from zimage.models import FAILED, SUCCEEDED, Job, present_fields
 
 PENDING = "pending"
 
 
 def carried(state: dict) -> dict:
     """The part of the state every turn hands on unchanged."""
-    return {key: state[key] for key in ("job_id", "task_id", "size", "deadline") if key in state}
+    return {key: state[key] for key in ("job_id", "task_id", "size", "deadline", "execution_deadline") if key in state}
 
 
 def completion(job: Job) -> dict:
-    """What the workflow announces an ended job with: the event's detail, and the shard under
-    which the job goes back into the active index should EventBridge refuse the event."""
-    return {"event": job.to_event_detail(), "active_shard": active_shard_for(job.job_id)}
+    """What the workflow announces an ended job with: the event's detail."""
+    return {"event": job.to_event_detail()}
 
 
 def answer_for(state: dict, job: Job | None) -> dict:

@@ -17,6 +17,7 @@ from aws_lambda_powertools import Logger
 from zimage import errors
 from zimage.models import QUEUED, Job, WebhookState, active_shard_for, iso, new_job_id, utc_now
 from zimage.novita import NovitaClient
+from zimage.timing import WorkflowTiming
 from zimage.webhooks import check_webhook_url
 
 if TYPE_CHECKING:  # the model pulls in pydantic, which only the API function needs
@@ -35,13 +36,16 @@ def execution_arn_for(state_machine_arn: str, job_id: str) -> str:
     return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
 
 
-def workflow_input(job: Job, deadline_epoch: float) -> dict:
-    """The state machine's input: only ids and numbers, never image bytes."""
+def workflow_input(job: Job, deadline_epoch: float, execution_deadline_epoch: float) -> dict:
+    """The state machine's input: only ids and numbers, never image bytes. `deadline` is the job's
+    (it fails with timeout past it); `execution_deadline` is a little before the execution's own
+    hard timeout, which starts counting after this."""
     return {
         "job_id": job.job_id,
         "task_id": job.task_id,
         "size": job.size,
         "deadline": deadline_epoch,
+        "execution_deadline": execution_deadline_epoch,
         "polls": 0,
         "upstream_errors": 0,
     }
@@ -55,7 +59,7 @@ def submit_job(
     jobs: JobWriter,
     sfn: Any,
     state_machine_arn: str,
-    poll_deadline_seconds: int,
+    timing: WorkflowTiming,
     retention_days: int,
     workflow_type: str,
     base64_output: bool = False,
@@ -72,7 +76,8 @@ def submit_job(
         raise submit_error(exc) from exc
 
     now = utc_now()
-    deadline = now + timedelta(seconds=poll_deadline_seconds)
+    deadline = now + timedelta(seconds=timing.poll_deadline_seconds)
+    execution_deadline = now + timedelta(seconds=timing.execution_timeout_seconds)
     job = Job(
         job_id=job_id,
         owner=owner,
@@ -96,7 +101,7 @@ def submit_job(
         sfn.start_execution(
             stateMachineArn=state_machine_arn,
             name=job_id,  # one execution per job, even if this call is repeated
-            input=json.dumps(workflow_input(job, deadline.timestamp())),
+            input=json.dumps(workflow_input(job, deadline.timestamp(), execution_deadline.timestamp())),
         )
     except Exception:
         logger.exception(

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from aws_lambda_powertools import Logger
 
-from zimage import errors
+from zimage import errors, timing
 from zimage.jobs import JobStore
 from zimage.models import SUCCEEDED, parse_size, present_fields
 from zimage.novita import NovitaClient, TaskResult, TaskStatus
@@ -46,9 +46,11 @@ class PollDependencies(NamedTuple):
     policy: PollPolicy = PollPolicy()
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
+    poll_turn_seconds: int = 60
+    function_ends_at: float | None = None  # when this invocation's own timeout strikes (epoch)
 
     @classmethod
-    def from_runtime(cls, runtime: Any) -> PollDependencies:
+    def from_runtime(cls, runtime: Any, *, function_ends_at: float | None = None) -> PollDependencies:
         """The poll step's collaborators and policy, from the deployment's settings."""
         settings = runtime.settings
         return cls(
@@ -58,6 +60,8 @@ class PollDependencies(NamedTuple):
             max_image_bytes=settings.max_image_bytes,
             presigned_url_seconds=settings.presigned_url_seconds,
             max_consecutive_upstream_errors=settings.max_consecutive_upstream_errors,
+            poll_turn_seconds=settings.poll_turn_seconds,
+            function_ends_at=function_ends_at,
             policy=PollPolicy(
                 min_wait_seconds=settings.min_wait_seconds,
                 max_wait_seconds=settings.max_wait_seconds,
@@ -75,13 +79,28 @@ def poll_task(state: dict, deps: PollDependencies) -> dict:
     polls = int(state.get("polls", 0)) + 1
     upstream_errors = int(state.get("upstream_errors", 0))
     started = answered_at = deps.clock()
+    # No upstream call may outlast this turn, nor leave the execution too little time to send the
+    # job's event (zimage.timing). Executions started before execution_deadline was in the input
+    # derive it from the deadline, as the submit does.
+    execution_deadline = float(
+        state.get("execution_deadline") or deadline + deps.poll_turn_seconds + timing.EVENT_RESERVE_SECONDS
+    )
+    calls_end = timing.calls_end(
+        turn_started=started,
+        poll_turn_seconds=deps.poll_turn_seconds,
+        execution_deadline=execution_deadline,
+        function_ends_at=deps.function_ends_at,
+    )
     result: TaskResult | None = None
     started_processing = state.get("seen_processing", False)
     answers = written = 0  # the upstream's answers this turn, and which of them is in the table
 
     while True:
+        time_left = calls_end - deps.clock()
+        if time_left < timing.SHORTEST_CALL_SECONDS:
+            break  # no call started now could end in time: the deadline check or a Wait follows
         try:
-            result = deps.novita.get_task_result(task_id)
+            result = deps.novita.get_task_result(task_id, within=time_left)
             answered_at, answers = deps.clock(), answers + 1
             upstream_errors = 0
         except errors.UpstreamRejected as exc:
@@ -102,7 +121,11 @@ def poll_task(state: dict, deps: PollDependencies) -> dict:
             break  # back off through the Wait state rather than hammering a failing upstream
 
         if result.status is TaskStatus.SUCCEED:
-            return _store_image(state, deps, result)
+            if calls_end - deps.clock() >= timing.SHORTEST_DOWNLOAD_SECONDS:
+                return _store_image(state, deps, result, calls_end)
+            if deps.clock() >= deadline:
+                return _failed(state, deps, "timeout", timing.DEADLINE_MESSAGE)
+            break  # too late in this turn to fetch the image safely: the next turn starts afresh
         if result.status is TaskStatus.FAILED:
             reason = result.reason or "no reason given"
             return _failed(state, deps, "upstream_failed", f"the image model failed the task: {reason}")
@@ -114,7 +137,7 @@ def poll_task(state: dict, deps: PollDependencies) -> dict:
             if job is None or job.is_terminal:
                 return answer_for(state, job)
         remaining = expected_remaining_seconds(result.eta_seconds, result.progress_percent, 0)
-        fast_until = min(fast_poll_until(started, answered_at, remaining, deps.policy), deadline)
+        fast_until = min(fast_poll_until(started, answered_at, remaining, deps.policy), deadline, calls_end)
         now = deps.clock()
         if not should_poll_fast(remaining, deps.policy) or now + deps.policy.fast_poll_interval_seconds > fast_until:
             break
@@ -122,7 +145,7 @@ def poll_task(state: dict, deps: PollDependencies) -> dict:
 
     now = deps.clock()
     if now >= deadline:
-        return _failed(state, deps, "timeout", "the image was not ready before the job's deadline")
+        return _failed(state, deps, "timeout", timing.DEADLINE_MESSAGE)
 
     # Each turn ends with a write of its last answer, which also notices a cancel, unless that
     # answer is the one already written (the task started and there was nothing to poll fast for).
@@ -133,6 +156,8 @@ def poll_task(state: dict, deps: PollDependencies) -> dict:
 
     now = deps.clock()  # the Wait starts after this turn's writes
     remaining = expected_remaining_seconds(result.eta_seconds, result.progress_percent, 0) if result else None
+    if result is not None and result.status is TaskStatus.SUCCEED:
+        remaining = 0.0  # ended, but found too late in the turn to store: the next turn comes at once
     if remaining is not None:
         remaining -= now - answered_at  # the eta was true when the upstream answered
     return {
@@ -145,7 +170,7 @@ def poll_task(state: dict, deps: PollDependencies) -> dict:
     }
 
 
-def _store_image(state: dict, deps: PollDependencies, result: TaskResult) -> dict:
+def _store_image(state: dict, deps: PollDependencies, result: TaskResult, calls_end: float) -> dict:
     job_id = state["job_id"]
     if not result.images:
         return _failed(state, deps, "upstream_no_image", "the image model reported success but sent no image")
@@ -156,7 +181,7 @@ def _store_image(state: dict, deps: PollDependencies, result: TaskResult) -> dic
     location = result.images[0].location
     try:
         if is_url(location):
-            data = deps.novita.download_image(location, max_bytes=deps.max_image_bytes)
+            data = deps.novita.download_image(location, max_bytes=deps.max_image_bytes, within=calls_end - deps.clock())
         else:
             data = decode_base64_image(location)
         facts = inspect_image(data, expected_size=parse_size(state["size"]), max_bytes=deps.max_image_bytes)
