@@ -11,10 +11,14 @@ export PROMPT SIZE SEED OUT PORT API_KEY NOVITA_BASE_URL NOVITA_API_KEY
 
 .PHONY: install run demo test lint check bench reliability openapi format clean
 
+# The install also downloads the shared layer's requirements as Lambda's platform takes them, so
+# building the layer (the unit tests, the bench) needs no network.
 $(INSTALLED): requirements-dev.txt layers/shared/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip download --quiet --dest $(VENV)/layer-wheels --requirement layers/shared/requirements.txt \
+		--platform manylinux2014_aarch64 --implementation cp --python-version 3.13 --only-binary=:all:
 	touch $@
 
 install: $(INSTALLED)

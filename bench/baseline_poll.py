@@ -5,9 +5,9 @@ the rest, as in the AWS Step Functions Job Poller sample."""
 from __future__ import annotations
 
 from zimage.runtime import shared_runtime
-from zimage.worker import PollDependencies, poll_task
+from zimage.workflow.poll import PollDependencies, poll
 
 
 def lambda_handler(event: dict, context: object) -> dict:
     deps = PollDependencies.from_runtime(shared_runtime())
-    return poll_task(event, deps._replace(policy=deps.policy._replace(fast_poll_window_seconds=0)))
+    return poll(event, deps._replace(policy=deps.policy._replace(fast_poll_window_seconds=0)))

@@ -34,7 +34,7 @@ from local.layer_build import build_shared_layer
 from local.novita_emulator import EmulatorSettings
 from local.stack import DEV_API_KEY, LocalStack
 from local.template import ROOT, load_template, substitute_definition
-from zimage.timing import WorkflowTiming
+from zimage.workflow.timing import WorkflowTiming
 
 RESULTS = ROOT / "bench" / "results.json"
 REPORT = ROOT / "docs" / "performance.md"
@@ -104,10 +104,10 @@ def run(
     """Run `jobs` jobs under one policy, arriving at a steady rate; measure each job. The service's jobs go through
     the HTTP API, unless they ask the upstream for base64 output (a deployment setting, so the
     bench hands those to the service's workflow with the same submit code)."""
-    from zimage.jobs import JobStore
-    from zimage.models import epoch_seconds
+    from zimage.api.submit import submit_job
+    from zimage.clock import epoch_seconds
+    from zimage.jobs.store import JobStore
     from zimage.runtime import shared_runtime
-    from zimage.submit import submit_job
 
     runtime = shared_runtime()
     http = urllib3.PoolManager(maxsize=JOBS_PER_POLICY, retries=False, timeout=urllib3.Timeout(connect=5, read=60))
@@ -123,7 +123,7 @@ def run(
             return http.request("POST", f"{stack.api_url}/v1/images", body=json.dumps(body), headers=headers).json()[
                 "id"
             ]
-        from zimage.request_model import CreateImageRequest
+        from zimage.api.request import CreateImageRequest
 
         job = submit_job(  # the same submit, handing the job to the chosen workflow
             CreateImageRequest.model_validate(body),

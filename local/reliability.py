@@ -31,7 +31,7 @@ from botocore.exceptions import ClientError
 from local.novita_emulator import EmulatorSettings, Fault, NovitaEmulator
 from local.stack import DEV_API_KEY, LocalStack
 from local.template import ROOT
-from zimage.timing import WorkflowTiming
+from zimage.workflow.timing import WorkflowTiming
 
 # Short waits with production's shape: a deadline, a poll cap, a hard execution timeout above
 # the deadline, upstream timeouts of a second.
@@ -50,7 +50,7 @@ PARAMETERS = {
     "WebhookRetryBaseSeconds": 1,
     "WebhookMaxAttempts": 3,
 }
-# The job's deadline the two settings above give (zimage.timing): 30 - 12 - 10 = 8 s.
+# The job's deadline the two settings above give (zimage.workflow.timing): 30 - 12 - 10 = 8 s.
 DEADLINE_SECONDS = WorkflowTiming(
     PARAMETERS["ExecutionTimeoutSeconds"], PARAMETERS["PollTurnSeconds"]
 ).poll_deadline_seconds
@@ -616,7 +616,7 @@ class Outcome:
     code: str | None = None
     message: str = ""
     calls: dict = field(default_factory=dict)  # answered by endpoint, and "refused" connections
-    record: Any = None  # the job's record in the table (zimage.models.Job)
+    record: Any = None  # the job's record in the table (zimage.jobs.model.Job)
     view_image: dict | None = None  # `image` of the final GET
     stored: dict | None = None  # the object at the record's image key: sha256, bytes, content_type
     objects: int = 0  # objects under images/<job id>
@@ -667,7 +667,7 @@ class Outcome:
         elif not job.completed_at:
             found.append("the ended job has no completed_at")
         else:
-            from zimage.models import epoch_seconds
+            from zimage.clock import epoch_seconds
 
             late = epoch_seconds(job.completed_at) - epoch_seconds(job.deadline_at)
             if late > DEADLINE_MARGIN_SECONDS:
@@ -800,7 +800,7 @@ def _stored_keys(stack: LocalStack) -> set[str]:
 
 
 def _caller_jobs_since(stack: LocalStack, since: str) -> list[str]:
-    from zimage.jobs import OWNER_INDEX
+    from zimage.jobs.store import OWNER_INDEX
 
     answer = (
         stack.resource("dynamodb")
@@ -820,7 +820,8 @@ def _stored_object(stack: LocalStack, image: Any) -> dict:
 
 
 def run_scenario(stack: LocalStack, scenario: Scenario, *, timeout: float = 40) -> Outcome:
-    from zimage.models import Job, iso, utc_now
+    from zimage.clock import iso, utc_now
+    from zimage.jobs.model import Job
 
     stack.emulator.reset()
     http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=2, read=30))
@@ -1217,7 +1218,7 @@ def render(outcomes: list[Outcome], abuse: list[AbuseResult], left: dict, load: 
         check = "" if not o.problems() else " **unexpected: " + "; ".join(o.problems()) + "**"
         late = "-"
         if o.record is not None and o.record.completed_at:
-            from zimage.models import epoch_seconds
+            from zimage.clock import epoch_seconds
 
             late = f"{epoch_seconds(o.record.completed_at) - epoch_seconds(o.record.deadline_at):+.1f}"
         message = o.message.replace("|", "\\|") or "-"

@@ -508,7 +508,7 @@ class LocalStack:
         return execution
 
     def execution_arn(self, job_id: str, state_machine_arn: str | None = None) -> str:
-        from zimage.submit import execution_arn_for  # the layer is on the path once started
+        from zimage.api.submit import execution_arn_for  # the layer is on the path once started
 
         return execution_arn_for(state_machine_arn or self.state_machine_arn, job_id)
 

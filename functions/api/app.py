@@ -20,8 +20,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from zimage import errors
+from zimage.api.request import describe_validation_error
 from zimage.tracing import tracer
-from zimage.validation import describe_validation_error
 
 MAX_BODY_BYTES = 64 * 1024
 

@@ -16,16 +16,18 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from pydantic import BeforeValidator
 
-from zimage import api_inputs, errors, settle
-from zimage.events import announce
-from zimage.jobs import wait_for_end
-from zimage.models import JOB_ID, Job
-from zimage.request_model import CreateImageRequest
+from zimage import errors
+from zimage.api import request as api_inputs
+from zimage.api.request import CreateImageRequest
+from zimage.api.schemas import ErrorBody, GatewayMessage, JobPage, JobView, Status
+from zimage.api.submit import submit_job
+from zimage.jobs.events import announce
+from zimage.jobs.model import JOB_ID, Job
+from zimage.jobs.store import wait_for_end
+from zimage.jobs.view import job_view
 from zimage.runtime import shared_runtime
-from zimage.schemas import ErrorBody, GatewayMessage, JobPage, JobView, Status
-from zimage.submit import submit_job
-from zimage.timing import stale_after_deadline_seconds
-from zimage.views import job_view
+from zimage.workflow import sweeper
+from zimage.workflow.timing import stale_after_deadline_seconds
 
 ANSWER_MARGIN_SECONDS = 3.5
 
@@ -301,7 +303,7 @@ def find_job(job_id: str) -> Job:
 
 
 def settle_if_stale(job: Job) -> Job:
-    return settle.settle_if_stale(
+    return sweeper.settle_if_stale(
         job,
         jobs=runtime.jobs,
         events_client=runtime.events,

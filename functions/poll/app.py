@@ -1,4 +1,4 @@
-"""The workflow's poll step: one turn of asking the upstream about a task (see zimage.worker)."""
+"""The workflow's poll step: one turn of asking the upstream about a task (see zimage.workflow.poll)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from zimage.runtime import shared_runtime
-from zimage.step_answers import PENDING
 from zimage.tracing import tracer
-from zimage.worker import PollDependencies, poll_task
+from zimage.workflow.answers import PENDING
+from zimage.workflow.poll import PollDependencies, poll
 
 logger = Logger()
 metrics = Metrics()
@@ -23,7 +23,7 @@ runtime = shared_runtime()
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     ends_at = time.time() + context.get_remaining_time_in_millis() / 1000
-    answer = poll_task(event, PollDependencies.from_runtime(runtime, function_ends_at=ends_at))
+    answer = poll(event, PollDependencies.from_runtime(runtime, function_ends_at=ends_at))
     if answer["status"] != PENDING:
         metrics.add_metric(name=f"Jobs{answer['status'].capitalize()}", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="PollsPerJob", unit=MetricUnit.Count, value=int(event.get("polls", 0)) + 1)

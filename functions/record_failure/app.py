@@ -7,10 +7,10 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from zimage.failures import failure_from_catch
 from zimage.runtime import shared_runtime
-from zimage.step_answers import answer_for
 from zimage.tracing import tracer
+from zimage.workflow.answers import answer_for
+from zimage.workflow.record_failure import failure_from_catch
 
 logger = Logger()
 metrics = Metrics()

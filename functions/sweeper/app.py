@@ -1,4 +1,4 @@
-"""On a schedule: fail the jobs whose workflow ended without ending them (zimage.settle)."""
+"""On a schedule: fail the jobs whose workflow ended without ending them (zimage.workflow.sweeper)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from zimage.runtime import shared_runtime
-from zimage.settle import sweep
-from zimage.timing import stale_after_deadline_seconds
 from zimage.tracing import tracer
+from zimage.workflow.sweeper import sweep
+from zimage.workflow.timing import stale_after_deadline_seconds
 
 logger = Logger()
 metrics = Metrics()

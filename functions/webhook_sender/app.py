@@ -1,4 +1,4 @@
-"""Delivers webhooks: one SQS message per finished job that asked for one (zimage.delivery)."""
+"""Delivers webhooks: one SQS message per finished job that asked for one (zimage.webhooks.delivery)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from zimage.delivery import deliver_completion
 from zimage.runtime import shared_runtime
 from zimage.tracing import tracer
-from zimage.webhooks import DeliveryFailed
+from zimage.webhooks.delivery import DeliveryFailed, deliver_completion
 
 logger = Logger()
 metrics = Metrics()

@@ -14,7 +14,7 @@ import pytest
 
 from local.novita_emulator import Fault
 from local.openapi import DOCUMENT, render
-from zimage.models import epoch_seconds
+from zimage.clock import epoch_seconds
 from zimage.runtime import shared_runtime
 
 from .conftest import LISTING_API_KEY, OTHER_API_KEY, ApiClient

@@ -92,7 +92,7 @@ def test_a_canceled_job_emits_one_canceled_event(api, emulator, event_tap):
 
 def test_the_sweeper_fails_and_announces_a_job_its_workflow_left_behind(stack, api, emulator, event_tap):
     # GIVEN a job still processing long after its deadline, with no workflow left to end it
-    from zimage.models import Job, active_shard_for, new_job_id
+    from zimage.jobs.model import Job, active_shard_for, new_job_id
     from zimage.runtime import shared_runtime
 
     job_id = new_job_id()
@@ -114,14 +114,14 @@ def test_the_sweeper_fails_and_announces_a_job_its_workflow_left_behind(stack, a
     )
 
     # WHEN the scheduled sweep runs
-    answer, error = stack.invoke("SweepFunction", json.dumps({"source": "aws.scheduler"}))
+    answer, error = stack.invoke("SweeperFunction", json.dumps({"source": "aws.scheduler"}))
 
     # THEN the job failed with a timeout, once, and its failed event went out
     assert error is None and json.loads(answer)["settled"] >= 1
     job = api.get(job_id)
     assert (job["status"], job["error"]["code"]) == ("failed", "timeout")
     assert [event["detail-type"] for event in event_tap(job_id)] == ["Image Generation Failed"]
-    assert json.loads(stack.invoke("SweepFunction", "{}")[0])["settled"] == 0
+    assert json.loads(stack.invoke("SweeperFunction", "{}")[0])["settled"] == 0
 
 
 # --- webhooks -------------------------------------------------------------------------------------
@@ -266,7 +266,7 @@ def test_a_webhook_url_the_service_will_not_call_is_a_400(api, emulator, url, me
 
 def test_a_workflow_whose_job_no_longer_exists_ends_without_an_event(stack, event_tap):
     # GIVEN an execution for a job the table does not hold (removed by TTL, or never written)
-    from zimage.models import new_job_id
+    from zimage.jobs.model import new_job_id
 
     job_id = new_job_id()
     workflow_input = {"job_id": job_id, "task_id": "t-gone", "size": "512*512", "deadline": time.time() + 60}
@@ -278,7 +278,7 @@ def test_a_workflow_whose_job_no_longer_exists_ends_without_an_event(stack, even
     execution = stack.finished_execution(job_id)
     assert execution["status"] == "FAILED"
     assert [
-        e for e in stack.history_for(job_id) if e.get("stateEnteredEventDetails", {}).get("name") == "EmitFailed"
+        e for e in stack.history_for(job_id) if e.get("stateEnteredEventDetails", {}).get("name") == "AnnounceFailed"
     ] == []
     assert event_tap(job_id) == []
 
@@ -318,7 +318,7 @@ def test_events_eventbridge_keeps_refusing_are_sent_later_by_the_sweeper(stack, 
             UpdateExpression="SET deadline_at = :past",
             ExpressionAttributeValues={":past": "2026-01-01T00:00:00.000Z"},
         )
-    answer, error = stack.invoke("SweepFunction", "{}")
+    answer, error = stack.invoke("SweeperFunction", "{}")
 
     # THEN each event goes out once, and the jobs leave the index
     assert error is None and json.loads(answer)["announced_late"] >= 2
@@ -347,7 +347,7 @@ def test_a_turn_that_outlives_its_execution_still_yields_the_jobs_event(stack, a
     execution = stack.finished_execution(job_id)
     assert execution["status"] == "ABORTED"
     entered = [e.get("stateEnteredEventDetails", {}).get("name") for e in stack.history_for(job_id)]
-    assert "EmitSucceeded" not in entered
+    assert "AnnounceSucceeded" not in entered
     assert event_tap(job_id, settle=0.5) == []
     jobs = shared_runtime().jobs
     assert jobs.get(job_id).active_shard is not None
@@ -358,7 +358,7 @@ def test_a_turn_that_outlives_its_execution_still_yields_the_jobs_event(stack, a
         UpdateExpression="SET deadline_at = :past",
         ExpressionAttributeValues={":past": "2026-01-01T00:00:00.000Z"},
     )
-    answer, error = stack.invoke("SweepFunction", "{}")
+    answer, error = stack.invoke("SweeperFunction", "{}")
 
     # THEN the job's event goes out, about that job, and the job leaves the index
     assert error is None and json.loads(answer)["announced_late"] >= 1

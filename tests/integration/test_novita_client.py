@@ -10,8 +10,8 @@ import pytest
 from novita_client import NovitaClient as NovitaSdk
 
 from local.novita_emulator import EmulatorSettings, Fault, NovitaEmulator
-from zimage import errors
-from zimage.novita import NovitaClient, TaskStatus
+from zimage.upstream.errors import InvalidImage, UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
+from zimage.upstream.novita import NovitaClient, TaskStatus
 
 KEY = EmulatorSettings().api_key
 UNAVAILABLE = Fault(status=503, body={"code": 503, "reason": "", "message": "busy"})
@@ -33,7 +33,7 @@ def novita(upstream):
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch):
     # The production back-off is seconds; here the same schedule runs a hundred times faster.
-    from zimage import novita as module
+    from zimage.upstream import novita as module
 
     monkeypatch.setattr(module.CappedRetry, "RETRY_AFTER_CAP", 0.05)
     original = module.read_retry
@@ -68,7 +68,7 @@ def test_a_wrong_key_is_rejected_not_retried(upstream):
     upstream.reset()
     client = NovitaClient(upstream.url, "wrong-key")
 
-    with pytest.raises(errors.UpstreamRejected) as caught:
+    with pytest.raises(UpstreamRejected) as caught:
         start(client)
 
     assert caught.value.status == 403
@@ -90,7 +90,7 @@ def test_reads_give_up_after_the_retries(novita, upstream):
     task_id = start(novita)
     upstream.script("result", *[UNAVAILABLE] * 5)
 
-    with pytest.raises(errors.UpstreamUnavailable) as caught:
+    with pytest.raises(UpstreamUnavailable) as caught:
         novita.get_task_result(task_id)
 
     assert caught.value.status == 503
@@ -118,7 +118,7 @@ def test_a_read_that_always_times_out_is_an_upstream_timeout(novita, upstream):
     task_id = start(novita)
     upstream.script("result", *[Fault(delay=1.0, passthrough=True)] * 4)
 
-    with pytest.raises(errors.UpstreamTimeout):
+    with pytest.raises(UpstreamTimeout):
         novita.get_task_result(task_id)
 
 
@@ -129,12 +129,12 @@ def test_a_read_that_always_times_out_is_an_upstream_timeout(novita, upstream):
 def test_an_answer_that_is_not_a_json_object_is_unavailable_not_a_crash(novita, upstream, fault):
     upstream.script("result", fault)
 
-    with pytest.raises(errors.UpstreamUnavailable):
+    with pytest.raises(UpstreamUnavailable):
         novita.get_task_result("any")
 
 
 def test_an_unknown_task_is_rejected_with_its_reason(novita):
-    with pytest.raises(errors.UpstreamRejected) as caught:
+    with pytest.raises(UpstreamRejected) as caught:
         novita.get_task_result("no-such-task")
 
     assert caught.value.status == 404
@@ -153,7 +153,7 @@ def test_an_unknown_task_is_rejected_with_its_reason(novita):
 def test_a_submit_that_may_have_reached_the_upstream_is_never_repeated(novita, upstream, fault):
     upstream.script("submit", fault)
 
-    with pytest.raises(errors.UpstreamUnavailable):
+    with pytest.raises(UpstreamUnavailable):
         start(novita)
 
     assert upstream.calls["submit"] == 1
@@ -169,16 +169,16 @@ def test_a_rate_limited_submit_is_repeated(novita, upstream):
 def test_a_submit_to_a_closed_port_is_unavailable_not_a_timeout():
     client = NovitaClient("http://127.0.0.1:9", KEY, connect_timeout=0.2, submit_attempts=1)
 
-    with pytest.raises(errors.UpstreamUnavailable) as caught:
+    with pytest.raises(UpstreamUnavailable) as caught:
         start(client)
 
-    assert not isinstance(caught.value, errors.UpstreamTimeout)  # surely never reached
+    assert not isinstance(caught.value, UpstreamTimeout)  # surely never reached
 
 
 def test_a_submit_answered_503_with_retry_after_is_still_not_repeated(novita, upstream):
     upstream.script("submit", Fault(status=503, headers={"Retry-After": "0"}, body={"reason": "busy"}))
 
-    with pytest.raises(errors.UpstreamUnavailable):
+    with pytest.raises(UpstreamUnavailable):
         start(novita)
 
     assert upstream.calls["submit"] == 1
@@ -187,19 +187,19 @@ def test_a_submit_answered_503_with_retry_after_is_still_not_repeated(novita, up
 def test_a_connection_lost_mid_answer_may_have_reached_the_upstream(novita, upstream):
     upstream.script("submit", Fault(drop=True))
 
-    with pytest.raises(errors.UpstreamTimeout):
+    with pytest.raises(UpstreamTimeout):
         start(novita)
 
 
 def test_a_body_that_trickles_in_is_cut_off(novita, upstream, monkeypatch):
-    from zimage import novita as module
+    from zimage.upstream import novita as module
 
     monkeypatch.setattr(module, "BODY_SECONDS", 0.3)
     upstream.script(
         "result", *[Fault(body={"task": {"status": "TASK_STATUS_QUEUED"}, "pad": "x" * 40}, slow_body=1.5)] * 4
     )
 
-    with pytest.raises(errors.UpstreamTimeout):
+    with pytest.raises(UpstreamTimeout):
         novita.get_task_result("any")
 
 
@@ -207,7 +207,7 @@ def test_a_body_that_trickles_in_is_cut_off(novita, upstream, monkeypatch):
 def test_an_image_link_that_refuses_is_rejected(novita, upstream, status):
     upstream.script("image", Fault(status=status, raw=b"<Error/>"))
 
-    with pytest.raises(errors.UpstreamRejected) as caught:
+    with pytest.raises(UpstreamRejected) as caught:
         novita.download_image(f"{upstream.url}/images/x.jpeg", max_bytes=1000)
 
     assert caught.value.status == status
@@ -218,7 +218,7 @@ def test_an_image_over_the_cap_is_refused_without_reading_it_all(novita, upstrea
     time.sleep(0.4)
     location = novita.get_task_result(task_id).images[0].location
 
-    with pytest.raises(errors.InvalidImage, match="byte cap"):
+    with pytest.raises(InvalidImage, match="byte cap"):
         novita.download_image(location, max_bytes=100)
 
 
@@ -251,7 +251,7 @@ def test_a_read_given_little_time_ends_within_it_despite_a_silent_upstream(novit
 
     # WHEN a poll may take 1.5 s at most
     started = time.monotonic()
-    with pytest.raises(errors.UpstreamTimeout):
+    with pytest.raises(UpstreamTimeout):
         novita.get_task_result("any", within=1.5)
 
     # THEN it gave up in time, and made no retry it had no time for
@@ -264,7 +264,7 @@ def test_a_download_trickling_in_past_the_time_given_is_cut_off(novita, upstream
     upstream.script("image", Fault(status=200, raw=b"\xff" * 400, slow_body=5))
 
     started = time.monotonic()
-    with pytest.raises(errors.UpstreamTimeout):
+    with pytest.raises(UpstreamTimeout):
         novita.download_image(f"{upstream.url}/images/x.jpeg", max_bytes=10_000_000, within=1.0)
 
     assert time.monotonic() - started < 1.0 + 0.5

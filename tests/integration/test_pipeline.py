@@ -51,9 +51,9 @@ def test_a_job_ends_with_the_requested_image_behind_a_presigned_url(stack, api, 
     execution = stack.finished_execution(job["id"])
     assert execution["status"] == "SUCCEEDED"
     assert state_names(stack, job["id"]) == [
-        "PollTask",
+        "Poll",
         "RouteOnStatus",
-        "EmitSucceeded",
+        "AnnounceSucceeded",
         "MarkAnnounced",
         "EndJob",
         "JobSucceeded",
@@ -150,7 +150,7 @@ def test_a_task_that_never_ends_fails_at_the_deadline(stack, api, emulator):
     assert job["error"]["code"] == "timeout"
     assert stack.finished_execution(job["id"])["status"] == "FAILED"
     # the waits followed the upstream's eta instead of a fixed beat: few polls for 8 s
-    assert state_names(stack, job["id"]).count("PollTask") <= 3
+    assert state_names(stack, job["id"]).count("Poll") <= 3
 
 
 def test_the_poll_cap_ends_a_job_that_keeps_saying_almost_done(stack, api, emulator):
@@ -163,12 +163,12 @@ def test_the_poll_cap_ends_a_job_that_keeps_saying_almost_done(stack, api, emula
     assert job["error"]["code"] == "timeout"
     assert "number of polls" in job["error"]["message"]
     names = state_names(stack, job["id"])
-    assert names.count("PollTask") == 3
+    assert names.count("Poll") == 3
     assert names[-7:] == [
         "PollLimitReached",
         "RecordFailure",
         "RouteOnStatus",
-        "EmitFailed",
+        "AnnounceFailed",
         "MarkAnnounced",
         "EndJob",
         "JobFailed",

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import urllib3
 
 from local.template import load_template
-from zimage.models import epoch_seconds
+from zimage.clock import epoch_seconds
 
 
 def test_the_image_url_lives_as_long_as_the_parameters_default(stack, api):

@@ -49,7 +49,7 @@ def test_the_poll_and_failure_events_run(stack, emulator):
 
 
 def test_the_sweeper_and_webhook_sender_events_run(stack, emulator):
-    swept, sweep_error = stack.invoke("SweepFunction", json.dumps(load_event("sweeper_schedule.json")))
+    swept, sweep_error = stack.invoke("SweeperFunction", json.dumps(load_event("sweeper_schedule.json")))
     sent, send_error = stack.invoke("WebhookSenderFunction", json.dumps(load_event("webhook_sender_completion.json")))
 
     assert sweep_error is None

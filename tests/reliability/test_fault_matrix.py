@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 import pytest
 
 from local.reliability import DEADLINE_MARGIN_SECONDS, SCENARIOS, Outcome, run_scenario
-from zimage.models import Job, StoredImage, epoch_seconds, iso
+from zimage.clock import epoch_seconds, iso
+from zimage.jobs.model import Job, StoredImage
 
 PLAIN = next(s for s in SCENARIOS if s.name == "image_url_ttl as a string")
 REFUSED = next(s for s in SCENARIOS if s.name == "connection refused on submit, persisting")

@@ -1,5 +1,5 @@
-"""Unit fixtures: moto in-process (no sockets), with the jobs table built from template.yaml so
-the test schema cannot drift from the deployed one."""
+"""Unit fixtures: moto in-process, with the jobs table built from template.yaml so the test schema
+cannot drift from the deployed one. Unit tests open no sockets: pytest-socket refuses any."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ import boto3
 import pytest
 from moto import mock_aws
 from PIL import Image
+from pytest_socket import disable_socket, enable_socket
 
 from local.template import Resolver, load_template
-from zimage.jobs import JobStore
-from zimage.models import Job, iso, new_job_id, utc_now
+from zimage.clock import iso, utc_now
+from zimage.images.store import ImageStore
+from zimage.jobs.model import Job, new_job_id
+from zimage.jobs.store import JobStore
 from zimage.runtime import S3_CLIENT_CONFIG
-from zimage.storage import ImageStore
 
 BUCKET = "unit-images"
 
@@ -39,6 +41,14 @@ def a_job(*, at: datetime | None = None, **changes) -> Job:
         expires_at=int(time.time()) + 3600,
     )
     return job.with_changes(**changes)
+
+
+@pytest.fixture(autouse=True)
+def no_network():
+    """Any socket a unit test opens fails it at once (Unix sockets stay, for subprocesses' pipes)."""
+    disable_socket(allow_unix_socket=True)
+    yield
+    enable_socket()
 
 
 @pytest.fixture

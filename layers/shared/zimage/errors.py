@@ -1,4 +1,4 @@
-"""Errors the service answers with, and errors the upstream raises."""
+"""Errors the service answers with, as `{"error": {code, message, field}}`."""
 
 from __future__ import annotations
 
@@ -47,22 +47,22 @@ class UnsupportedMediaType(ServiceError):
     code = "unsupported_media_type"
 
 
-class UpstreamRateLimitedError(ServiceError):
+class ModelRateLimited(ServiceError):
     status = 429
     code = "upstream_rate_limited"
 
 
-class UpstreamUnavailableError(ServiceError):
+class ModelUnavailable(ServiceError):
     status = 503
     code = "upstream_unavailable"
 
 
-class UpstreamBadGatewayError(ServiceError):
+class ModelRefused(ServiceError):
     status = 502
     code = "upstream_error"
 
 
-class UpstreamTimeoutError(ServiceError):
+class ModelTimedOut(ServiceError):
     status = 504
     code = "upstream_timeout"
 
@@ -77,41 +77,3 @@ class InconsistentSettings(ServiceError):
 class WorkflowUnavailable(ServiceError):
     status = 503
     code = "workflow_unavailable"
-
-
-# --- Raised by the Novita client -------------------------------------------------------------
-
-
-class UpstreamError(Exception):
-    """Novita answered with an error, or could not be reached."""
-
-    def __init__(self, message: str, *, status: int | None = None, reason: str = ""):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.reason = reason
-
-
-class UpstreamRejected(UpstreamError):
-    """A 4xx that retrying will not fix (bad request, bad key, no balance, unknown task)."""
-
-
-class UpstreamRateLimited(UpstreamError):
-    """429: no task was created. `retry_after` is in seconds when the upstream said so."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = 429, reason: str = ""):
-        super().__init__(message, status=status, reason=reason)
-        self.retry_after = retry_after
-
-
-class UpstreamUnavailable(UpstreamError):
-    """5xx, connection error, timeout or a garbled answer, still failing after the retries."""
-
-
-class UpstreamTimeout(UpstreamUnavailable):
-    """The request was sent but no whole answer came back (read timeout, connection lost): the
-    upstream may have acted on it."""
-
-
-class InvalidImage(Exception):
-    """The upstream's image is not what was asked for (type, size, bytes)."""

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.config import Config
 
-from zimage.jobs import JobStore
+from zimage.jobs.store import JobStore
 from zimage.settings import Settings
 
 if TYPE_CHECKING:
-    from zimage.novita import NovitaClient
-    from zimage.storage import ImageStore
+    from zimage.images.store import ImageStore
+    from zimage.upstream.novita import NovitaClient
 
 KEY_CACHE_SECONDS = 300
 
@@ -38,7 +38,7 @@ class Runtime:
 
     @cached_property
     def images(self) -> ImageStore:
-        from zimage.storage import ImageStore  # only the functions that store or sign images need it
+        from zimage.images.store import ImageStore  # only the functions that store or sign images need it
 
         s3 = boto3.client("s3", config=S3_CLIENT_CONFIG)
         return ImageStore(s3, self.settings.images_bucket, retention_days=self.settings.image_retention_days)
@@ -64,7 +64,7 @@ class Runtime:
 
     @cached_property
     def novita(self) -> NovitaClient:
-        from zimage.novita import NovitaClient  # only the API and the poll step call the upstream
+        from zimage.upstream.novita import NovitaClient  # only the API and the poll step call the upstream
 
         read_timeout = self.settings.upstream_read_timeout_seconds
         return NovitaClient(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-from zimage.timing import WorkflowTiming, workflow_timing
+from zimage.workflow.timing import WorkflowTiming, workflow_timing
 
 DEFAULT_NOVITA_BASE_URL = "https://api.novita.ai"
 

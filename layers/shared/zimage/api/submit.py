@@ -1,0 +1,148 @@
+"""POST /v1/images: start the upstream task, record the job, start the workflow.
+
+Order matters. The upstream is called first, so a request it refuses leaves nothing behind.
+If the record or the workflow cannot be made afterwards, the record is removed again and the caller
+gets a 503: the orphaned upstream task is logged with its id, and nothing half-made is shown.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from aws_lambda_powertools import Logger
+
+from zimage import errors
+from zimage.clock import iso, utc_now
+from zimage.jobs.model import QUEUED, Job, WebhookState, active_shard_for, new_job_id
+from zimage.upstream.errors import UpstreamError, UpstreamRateLimited, UpstreamRejected, UpstreamTimeout
+from zimage.upstream.novita import NovitaClient
+from zimage.webhooks.addresses import check_webhook_url
+from zimage.workflow.timing import WorkflowTiming
+
+if TYPE_CHECKING:  # the model pulls in pydantic, which only the API function needs
+    from zimage.api.request import CreateImageRequest
+
+logger = Logger(child=True)
+
+
+class JobWriter(Protocol):
+    def create(self, job: Job) -> None: ...
+    def delete(self, job_id: str) -> None: ...
+
+
+def execution_arn_for(state_machine_arn: str, job_id: str) -> str:
+    """Executions are named after their job, so the ARN is known before the start."""
+    return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
+
+
+def workflow_input(job: Job, deadline_epoch: float, execution_deadline_epoch: float) -> dict:
+    """The state machine's input: only ids and numbers, never image bytes. `deadline` is the job's
+    (it fails with timeout past it); `execution_deadline` is a little before the execution's own
+    hard timeout, which starts counting after this."""
+    return {
+        "job_id": job.job_id,
+        "task_id": job.task_id,
+        "size": job.size,
+        "deadline": deadline_epoch,
+        "execution_deadline": execution_deadline_epoch,
+        "polls": 0,
+        "upstream_errors": 0,
+    }
+
+
+def submit_job(
+    request: CreateImageRequest,
+    *,
+    owner: str,
+    novita: NovitaClient,
+    jobs: JobWriter,
+    sfn: Any,
+    state_machine_arn: str,
+    timing: WorkflowTiming,
+    retention_days: int,
+    workflow_type: str,
+    base64_output: bool = False,
+    allow_loopback_webhooks: bool = False,
+) -> Job:
+    if request.webhook_url:  # refused here, before anything is paid for
+        check_webhook_url(request.webhook_url, allow_loopback=allow_loopback_webhooks)
+    job_id = new_job_id()
+    try:
+        task_id = novita.start_task(
+            prompt=request.prompt, size=request.size, seed=request.seed, base64_output=base64_output
+        )
+    except UpstreamError as exc:
+        raise submit_error(exc) from exc
+
+    now = utc_now()
+    deadline = now + timedelta(seconds=timing.poll_deadline_seconds)
+    execution_deadline = now + timedelta(seconds=timing.execution_timeout_seconds)
+    job = Job(
+        job_id=job_id,
+        owner=owner,
+        status=QUEUED,
+        prompt=request.prompt,
+        size=request.size,
+        seed=request.seed,
+        task_id=task_id,
+        # Only a Standard execution's ARN is known before its start (an Express one ends in an id AWS
+        # picks), and only a Standard one can be stopped, which is what the ARN is kept for.
+        execution_arn=execution_arn_for(state_machine_arn, job_id) if workflow_type == "STANDARD" else None,
+        created_at=iso(now),
+        updated_at=iso(now),
+        deadline_at=iso(deadline),
+        expires_at=int(time.time()) + retention_days * 86400,
+        webhook=WebhookState(url=request.webhook_url) if request.webhook_url else None,
+        active_shard=active_shard_for(job_id),
+    )
+    try:
+        jobs.create(job)
+        sfn.start_execution(
+            stateMachineArn=state_machine_arn,
+            name=job_id,  # one execution per job, even if this call is repeated
+            input=json.dumps(workflow_input(job, deadline.timestamp(), execution_deadline.timestamp())),
+        )
+    except Exception:
+        logger.exception(
+            "job could not be started; record removed", extra={"job_id": job_id, "orphaned_task_id": task_id}
+        )
+        _forget(jobs, job_id)
+        raise errors.WorkflowUnavailable(
+            "the service could not start the job; nothing was created, please retry"
+        ) from None
+    logger.info("job started", extra={"job_id": job_id, "task_id": task_id})
+    return job
+
+
+def _forget(jobs: JobWriter, job_id: str) -> None:
+    try:
+        jobs.delete(job_id)
+    except Exception:
+        logger.exception("job record could not be removed")
+
+
+def submit_error(exc: UpstreamError) -> errors.ServiceError:
+    """How an upstream refusal reads to our caller."""
+    if isinstance(exc, UpstreamRateLimited):
+        retry_after = str(max(1, round(exc.retry_after))) if exc.retry_after else "5"
+        return errors.ModelRateLimited(
+            "the image model is at its rate limit; retry after the Retry-After seconds",
+            headers={"Retry-After": retry_after},
+        )
+    if isinstance(exc, UpstreamTimeout):
+        return errors.ModelTimedOut("the image model did not answer in time; retry later")
+    if isinstance(exc, UpstreamRejected):
+        if exc.status in (401, 403) or exc.reason in ("INVALID_API_KEY", "MISSING_API_KEY", "BILLING_AUTH_FAILED"):
+            # The service's own credentials are at fault, not the caller's request.
+            return errors.ModelRefused("the image model refused the service's credentials")
+        if exc.reason == "BILLING_BALANCE_NOT_ENOUGH":
+            return errors.ModelUnavailable("the image model account is out of balance; retry later")
+        if exc.reason == "ILLEGAL_PROMPT":
+            return errors.InvalidRequest("the image model refused this prompt", field="prompt")
+        if exc.reason == "INVALID_IMAGE_SIZE":
+            return errors.InvalidRequest("the image model refused this size", field="size")
+        return errors.ModelRefused(f"the image model refused the task ({exc.reason or exc.status})")
+    return errors.ModelUnavailable("the image model is unavailable; retry later")

@@ -1,0 +1,1 @@
+"""Novita's async API: the client and the errors it raises."""

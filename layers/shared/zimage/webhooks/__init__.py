@@ -1,0 +1,1 @@
+"""Webhooks: which URLs may receive them, and delivering one, signed."""

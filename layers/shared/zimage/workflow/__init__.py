@@ -1,0 +1,1 @@
+"""The Step Functions workflow's steps: poll, record a failure, sweep, and their timing."""

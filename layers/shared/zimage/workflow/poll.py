@@ -1,0 +1,236 @@
+"""One turn of the workflow's poll step: ask the upstream, and either say when to ask again or
+finish the job (store the image, or record why it failed).
+
+The step is idempotent, because Step Functions retries it: the image key comes from the job id,
+and the job's status only moves through conditional writes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from aws_lambda_powertools import Logger
+
+from zimage.images.size import parse_size
+from zimage.images.store import ImageStore
+from zimage.jobs.model import SUCCEEDED, present_fields
+from zimage.jobs.store import JobStore
+from zimage.upstream.errors import InvalidImage, UpstreamError, UpstreamRejected
+from zimage.upstream.novita import NovitaClient, TaskResult, TaskStatus
+from zimage.workflow import timing
+from zimage.workflow.answers import PENDING, answer_for, carried, completion
+from zimage.workflow.schedule import (
+    PollPolicy,
+    expected_remaining_seconds,
+    fast_poll_until,
+    next_wait_seconds,
+    should_poll_fast,
+)
+
+logger = Logger(child=True)
+
+
+class ImageUnavailable(Exception):
+    """The image URL refused the download (an expired link, most likely). Raised so that the
+    workflow retries the whole step, which asks the upstream again for a fresh URL."""
+
+
+class PollDependencies(NamedTuple):
+    novita: NovitaClient
+    jobs: JobStore
+    images: ImageStore
+    max_image_bytes: int
+    presigned_url_seconds: int
+    max_consecutive_upstream_errors: int = 5
+    policy: PollPolicy = PollPolicy()
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    poll_turn_seconds: int = 60
+    function_ends_at: float | None = None  # when this invocation's own timeout strikes (epoch)
+
+    @classmethod
+    def from_runtime(cls, runtime: Any, *, function_ends_at: float | None = None) -> PollDependencies:
+        """The poll step's collaborators and policy, from the deployment's settings."""
+        settings = runtime.settings
+        return cls(
+            novita=runtime.novita,
+            jobs=runtime.jobs,
+            images=runtime.images,
+            max_image_bytes=settings.max_image_bytes,
+            presigned_url_seconds=settings.presigned_url_seconds,
+            max_consecutive_upstream_errors=settings.max_consecutive_upstream_errors,
+            poll_turn_seconds=settings.poll_turn_seconds,
+            function_ends_at=function_ends_at,
+            policy=PollPolicy(
+                min_wait_seconds=settings.min_wait_seconds,
+                max_wait_seconds=settings.max_wait_seconds,
+                fast_poll_window_seconds=settings.fast_poll_window_seconds,
+                fast_poll_interval_seconds=settings.fast_poll_interval_seconds,
+            ),
+        )
+
+
+def poll(state: dict, deps: PollDependencies) -> dict:
+    """`state` is the workflow's payload (see submit.workflow_input); the answer is the next one,
+    with `status` one of pending, succeeded, failed, canceled."""
+    job_id, task_id = state["job_id"], state["task_id"]
+    deadline = float(state["deadline"])
+    polls = int(state.get("polls", 0)) + 1
+    upstream_errors = int(state.get("upstream_errors", 0))
+    started = answered_at = deps.clock()
+    # No upstream call may outlast this turn, nor leave the execution too little time to send the
+    # job's event (zimage.workflow.timing). Executions started before execution_deadline was in the input
+    # derive it from the deadline, as the submit does.
+    execution_deadline = float(
+        state.get("execution_deadline") or deadline + deps.poll_turn_seconds + timing.EVENT_RESERVE_SECONDS
+    )
+    calls_end = timing.calls_end(
+        turn_started=started,
+        poll_turn_seconds=deps.poll_turn_seconds,
+        execution_deadline=execution_deadline,
+        function_ends_at=deps.function_ends_at,
+    )
+    result: TaskResult | None = None
+    started_processing = state.get("seen_processing", False)
+    answers = written = 0  # the upstream's answers this turn, and which of them is in the table
+
+    while True:
+        time_left = calls_end - deps.clock()
+        if time_left < timing.SHORTEST_CALL_SECONDS:
+            break  # no call started now could end in time: the deadline check or a Wait follows
+        try:
+            result = deps.novita.get_task_result(task_id, within=time_left)
+            answered_at, answers = deps.clock(), answers + 1
+            upstream_errors = 0
+        except UpstreamRejected as exc:
+            # 4xx on a task we started: TASK_NOT_FOUND or our key was revoked. Asking again
+            # will not change the answer.
+            code = "upstream_task_lost" if exc.reason == "TASK_NOT_FOUND" or exc.status == 404 else "upstream_rejected"
+            return _failed(state, deps, code, f"the image model no longer answers for this task: {exc.message}")
+        except UpstreamError as exc:
+            upstream_errors += 1
+            logger.warning("upstream poll failed", extra={"error": exc.message, "in_a_row": upstream_errors})
+            if upstream_errors >= deps.max_consecutive_upstream_errors:
+                return _failed(
+                    state,
+                    deps,
+                    "upstream_unavailable",
+                    f"the image model failed {upstream_errors} polls in a row; last: {exc.message}",
+                )
+            break  # back off through the Wait state rather than hammering a failing upstream
+
+        if result.status is TaskStatus.SUCCEED:
+            if calls_end - deps.clock() >= timing.SHORTEST_DOWNLOAD_SECONDS:
+                return _store_image(state, deps, result, calls_end)
+            if deps.clock() >= deadline:
+                return _failed(state, deps, "timeout", timing.DEADLINE_MESSAGE)
+            break  # too late in this turn to fetch the image safely: the next turn starts afresh
+        if result.status is TaskStatus.FAILED:
+            reason = result.reason or "no reason given"
+            return _failed(state, deps, "upstream_failed", f"the image model failed the task: {reason}")
+        if result.status is TaskStatus.PROCESSING and not started_processing:
+            # Shown to clients at once, not only when this turn ends.
+            started_processing = True
+            written = answers
+            job = deps.jobs.record_progress(job_id, **_progress_of(result), said_at=_moment(answered_at))
+            if job is None or job.is_terminal:
+                return answer_for(state, job)
+        remaining = expected_remaining_seconds(result.eta_seconds, result.progress_percent, 0)
+        fast_until = min(fast_poll_until(started, answered_at, remaining, deps.policy), deadline, calls_end)
+        now = deps.clock()
+        if not should_poll_fast(remaining, deps.policy) or now + deps.policy.fast_poll_interval_seconds > fast_until:
+            break
+        deps.sleep(deps.policy.fast_poll_interval_seconds)
+
+    now = deps.clock()
+    if now >= deadline:
+        return _failed(state, deps, "timeout", timing.DEADLINE_MESSAGE)
+
+    # Each turn ends with a write of its last answer, which also notices a cancel, unless that
+    # answer is the one already written (the task started and there was nothing to poll fast for).
+    if result is not None and answers != written:
+        job = deps.jobs.record_progress(job_id, **_progress_of(result), said_at=_moment(answered_at))
+        if job is None or job.is_terminal:
+            return answer_for(state, job)
+
+    now = deps.clock()  # the Wait starts after this turn's writes
+    remaining = expected_remaining_seconds(result.eta_seconds, result.progress_percent, 0) if result else None
+    if result is not None and result.status is TaskStatus.SUCCEED:
+        remaining = 0.0  # ended, but found too late in the turn to store: the next turn comes at once
+    if remaining is not None:
+        remaining -= now - answered_at  # the eta was true when the upstream answered
+    return {
+        **carried(state),
+        "status": PENDING,
+        "polls": polls,
+        "upstream_errors": upstream_errors,
+        "seen_processing": started_processing,
+        "wait_seconds": next_wait_seconds(remaining, polls, deadline - now, deps.policy),
+    }
+
+
+def _store_image(state: dict, deps: PollDependencies, result: TaskResult, calls_end: float) -> dict:
+    job_id = state["job_id"]
+    if not result.images:
+        return _failed(state, deps, "upstream_no_image", "the image model reported success but sent no image")
+    # Only the turn that stores needs the image checks: the turns that find the task pending, most
+    # of them and the first after every cold start, never import them.
+    from zimage.images.checks import decode_base64_image, inspect_image, is_url
+
+    location = result.images[0].location
+    try:
+        if is_url(location):
+            data = deps.novita.download_image(location, max_bytes=deps.max_image_bytes, within=calls_end - deps.clock())
+        else:
+            data = decode_base64_image(location)
+        facts = inspect_image(data, expected_size=parse_size(state["size"]), max_bytes=deps.max_image_bytes)
+    except InvalidImage as exc:
+        return _failed(state, deps, "invalid_image", str(exc))
+    except UpstreamRejected as exc:
+        raise ImageUnavailable(exc.message) from exc
+
+    stored = deps.images.put(job_id, data, facts)
+    job = deps.jobs.record_success(job_id, image=stored, seed=result.seed)
+    if job is None or job.status != SUCCEEDED or job.image is None:
+        # The job ended meanwhile (a cancel, most likely): no record points at this copy, so it
+        # goes rather than wait for the bucket's expiry. Written first all the same, because a
+        # job recorded as succeeded must never point at a missing object.
+        try:
+            deps.images.delete(stored.key)
+        except Exception:  # the bucket's expiry removes it all the same; the job's end stands
+            logger.exception("could not delete the image of a job that ended meanwhile", extra={"key": stored.key})
+        return answer_for(state, job)
+    # job.image, not `stored`: after a retry the table's record is the one clients see.
+    url, expires_at = deps.images.presign(job.image.key, deps.presigned_url_seconds)
+    logger.info("image stored", extra={"key": job.image.key, "bytes": job.image.bytes})
+    return {
+        **carried(state),
+        "status": SUCCEEDED,
+        "image": {"url": url, "expires_at": expires_at, **present_fields(job.image)},
+        **completion(job),
+    }
+
+
+def _failed(state: dict, deps: PollDependencies, code: str, message: str) -> dict:
+    job = deps.jobs.record_failure(state["job_id"], code=code, message=message)
+    logger.info("job failed", extra={"code": code, "reason": message})
+    return answer_for(state, job)
+
+
+def _progress_of(result: TaskResult) -> dict:
+    return {
+        "processing": result.status is TaskStatus.PROCESSING,
+        "progress": _whole(result.progress_percent),
+        "eta_seconds": _whole(result.eta_seconds),
+    }
+
+
+def _moment(epoch_seconds: float) -> datetime:
+    return datetime.fromtimestamp(epoch_seconds, UTC)
+
+
+def _whole(value: float | None) -> int | None:
+    return None if value is None else max(0, round(value))

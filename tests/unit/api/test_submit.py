@@ -1,0 +1,112 @@
+"""The submit path on its own: what is recorded, what the workflow is given, and that a job the
+workflow could not take is not left behind. moto in-process for the table; the upstream and
+Step Functions are stand-ins that record their calls."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from zimage import errors
+from zimage.api.request import CreateImageRequest
+from zimage.api.submit import execution_arn_for, submit_job
+from zimage.jobs.model import QUEUED
+from zimage.upstream.errors import UpstreamRateLimited
+from zimage.workflow.timing import WorkflowTiming
+
+STATE_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:zimage-jobs"
+
+
+class RecordingNovita:
+    def __init__(self, error: Exception | None = None):
+        self.error = error
+        self.started: list[dict] = []
+
+    def start_task(self, **task: object) -> str:
+        if self.error:
+            raise self.error
+        self.started.append(task)
+        return f"task-{len(self.started)}"
+
+
+class RecordingStepFunctions:
+    def __init__(self, error: Exception | None = None):
+        self.error = error
+        self.starts: list[dict] = []
+
+    def start_execution(self, **call: str) -> dict:
+        if self.error:
+            raise self.error
+        self.starts.append(call)
+        return {"executionArn": execution_arn_for(call["stateMachineArn"], call["name"])}
+
+
+def submit(jobs, *, novita=None, sfn=None, workflow_type="STANDARD", **request):
+    return submit_job(
+        CreateImageRequest.model_validate({"prompt": "a red fox", **request}),
+        owner="key-one",
+        novita=novita or RecordingNovita(),
+        jobs=jobs,
+        sfn=sfn or RecordingStepFunctions(),
+        state_machine_arn=STATE_MACHINE,
+        timing=WorkflowTiming(execution_timeout_seconds=290, poll_turn_seconds=60),
+        retention_days=30,
+        workflow_type=workflow_type,
+    )
+
+
+def test_the_job_is_recorded_queued_and_handed_to_one_execution_named_after_it(jobs):
+    sfn = RecordingStepFunctions()
+
+    job = submit(jobs, sfn=sfn, size="768*512", seed=7)
+
+    stored = jobs.get(job.job_id)
+    assert (stored.status, stored.task_id, stored.size, stored.seed) == (QUEUED, "task-1", "768*512", 7)
+    [start] = sfn.starts
+    assert start["name"] == job.job_id
+    workflow_input = json.loads(start["input"])
+    assert workflow_input["job_id"] == job.job_id
+    assert workflow_input["task_id"] == "task-1"
+    assert "prompt" not in workflow_input  # ids and numbers only
+
+
+def test_a_standard_execution_is_recorded_so_a_cancel_can_stop_it(jobs):
+    job = submit(jobs, workflow_type="STANDARD")
+
+    expected = f"arn:aws:states:us-east-1:123456789012:execution:zimage-jobs:{job.job_id}"
+    assert jobs.get(job.job_id).execution_arn == expected
+
+
+def test_an_express_execution_is_not_recorded_since_its_arn_is_only_known_after_the_start(jobs):
+    job = submit(jobs, workflow_type="EXPRESS")
+
+    assert jobs.get(job.job_id).execution_arn is None
+
+
+def test_a_workflow_that_cannot_start_leaves_no_job_and_says_to_retry(jobs):
+    with pytest.raises(errors.WorkflowUnavailable, match="nothing was created"):
+        submit(jobs, sfn=RecordingStepFunctions(error=RuntimeError("throttled")))
+
+    assert jobs.list_for_owner("key-one", status=None, limit=10, start_key=None)[0] == []
+
+
+def test_an_upstream_refusal_creates_nothing(jobs):
+    sfn = RecordingStepFunctions()
+    novita = RecordingNovita(error=UpstreamRateLimited("slow down", retry_after=7))
+
+    with pytest.raises(errors.ModelRateLimited) as refused:
+        submit(jobs, novita=novita, sfn=sfn)
+
+    assert refused.value.headers == {"Retry-After": "7"}
+    assert sfn.starts == []
+    assert jobs.list_for_owner("key-one", status=None, limit=10, start_key=None)[0] == []
+
+
+def test_a_private_webhook_address_is_refused_before_the_upstream_is_paid(jobs):
+    novita = RecordingNovita()
+
+    with pytest.raises(errors.InvalidRequest):
+        submit(jobs, novita=novita, webhook_url="https://10.0.0.8/hook")
+
+    assert novita.started == []

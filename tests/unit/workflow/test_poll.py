@@ -1,0 +1,458 @@
+"""The poll step's decisions, with moto in-process for the table and bucket and a scripted
+upstream: what it records, what it answers, and that repeating it changes nothing."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import time
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+
+from zimage.clock import epoch_seconds, iso
+from zimage.jobs.model import Job, active_shard_for
+from zimage.upstream.errors import UpstreamRejected, UpstreamUnavailable
+from zimage.upstream.novita import TaskResult, TaskStatus, UpstreamImage
+from zimage.workflow.poll import ImageUnavailable, PollDependencies, poll
+from zimage.workflow.schedule import PollPolicy
+
+from ..conftest import BUCKET, a_job, picture
+
+SIZE = "320*256"
+
+
+class ScriptedNovita:
+    """Answers get_task_result from a script (results or errors); the last entry repeats."""
+
+    def __init__(self, *script: TaskResult | Exception, image: bytes | Exception | None = None):
+        self.script = list(script)
+        self.image = image if image is not None else picture(320, 256)
+        self.polls = 0
+        self.downloads = 0
+        self.given: list[float | None] = []  # the time each call was given
+
+    def get_task_result(self, task_id: str, *, within: float | None = None) -> TaskResult:
+        self.polls += 1
+        self.given.append(within)
+        step = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+    def download_image(self, url: str, *, max_bytes: int, within: float | None = None) -> bytes:
+        self.downloads += 1
+        self.given.append(within)
+        if isinstance(self.image, Exception):
+            raise self.image
+        return self.image
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def running(eta: float = 0, progress: float = 0, status: TaskStatus = TaskStatus.PROCESSING) -> TaskResult:
+    return TaskResult(status=status, eta_seconds=eta, progress_percent=progress)
+
+
+def done(location: str = "https://cdn.example/img.jpeg", seed: int | None = 99) -> TaskResult:
+    return TaskResult(
+        status=TaskStatus.SUCCEED, images=(UpstreamImage(location=location, image_type="jpeg"),), seed=seed
+    )
+
+
+@pytest.fixture
+def job(jobs) -> Job:
+    record = a_job(size=SIZE)
+    jobs.create(record)
+    return record
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def step(
+    job: Job,
+    jobs,
+    images,
+    novita,
+    clock,
+    *,
+    deadline_in: float = 600,
+    function_ends_in: float | None = None,
+    **state,
+) -> dict:
+    deps = PollDependencies(
+        novita=novita,
+        jobs=jobs,
+        images=images,
+        max_image_bytes=5_000_000,
+        presigned_url_seconds=60,
+        max_consecutive_upstream_errors=3,
+        policy=PollPolicy(
+            min_wait_seconds=1, max_wait_seconds=30, fast_poll_window_seconds=3, fast_poll_interval_seconds=0.5
+        ),
+        clock=clock,
+        sleep=clock.sleep,
+        poll_turn_seconds=60,
+        function_ends_at=None if function_ends_in is None else clock.now + function_ends_in,
+    )
+    payload = {
+        "job_id": job.job_id,
+        "task_id": "t-1",
+        "size": SIZE,
+        "deadline": clock.now + deadline_in,
+        "polls": 0,
+        **state,
+    }
+    return poll(payload, deps)
+
+
+def test_a_finished_task_is_stored_and_recorded(job, jobs, images, clock):
+    answer = step(job, jobs, images, ScriptedNovita(done()), clock)
+
+    assert answer["status"] == "succeeded"
+    assert answer["image"]["key"] == f"images/{job.job_id}.jpg"
+    assert answer["image"]["url"].startswith("https://")
+    stored = jobs.get(job.job_id)
+    assert stored.status == "succeeded"
+    assert stored.seed == 99  # the seed the upstream actually used
+    assert (stored.image.width, stored.image.height) == (320, 256)
+    head = boto3.client("s3").head_object(Bucket=BUCKET, Key=stored.image.key)
+    assert head["ContentType"] == "image/jpeg"
+    assert head["Metadata"]["sha256"] == stored.image.sha256
+    # kept for the retention the store was made with (7 days) from when it was written
+    kept_for = epoch_seconds(stored.image.kept_until) - head["LastModified"].timestamp()
+    assert abs(kept_for - 7 * 86400) < 60
+
+
+def test_repeating_the_step_after_success_neither_duplicates_nor_changes_anything(job, jobs, images, clock):
+    first = step(job, jobs, images, ScriptedNovita(done()), clock)
+    again = step(job, jobs, images, ScriptedNovita(done()), clock)
+
+    assert again["status"] == "succeeded"
+    assert again["image"]["sha256"] == first["image"]["sha256"]
+    listing = boto3.client("s3").list_objects_v2(Bucket=BUCKET)
+    assert listing["KeyCount"] == 1
+
+
+def test_base64_data_is_decoded_instead_of_downloaded(job, jobs, images, clock):
+    novita = ScriptedNovita(done(location=base64.b64encode(picture(320, 256, "PNG")).decode()))
+
+    answer = step(job, jobs, images, novita, clock)
+
+    assert answer["status"] == "succeeded"
+    assert answer["image"]["content_type"] == "image/png"
+    assert novita.downloads == 0
+
+
+def test_a_task_ending_soon_is_polled_fast_inside_one_step(job, jobs, images, clock):
+    novita = ScriptedNovita(running(eta=1), running(eta=1), done())
+
+    answer = step(job, jobs, images, novita, clock)
+
+    assert answer["status"] == "succeeded"
+    assert novita.polls == 3
+
+
+def test_a_task_expected_at_the_windows_edge_still_ends_inside_one_step(job, jobs, images, clock):
+    # Polled every 0.5 s from eta 3: the answer comes at 3.5 s, past the 3 s window, within the eta's rounding.
+    etas = (3, 3, 2, 2, 1, 1, 1)
+    novita = ScriptedNovita(*(running(eta=eta) for eta in etas), done())
+
+    answer = step(job, jobs, images, novita, clock)
+
+    assert answer["status"] == "succeeded"
+    assert novita.polls == len(etas) + 1
+
+
+def test_a_long_task_hands_back_a_wait_from_its_eta(job, jobs, images, clock):
+    answer = step(job, jobs, images, ScriptedNovita(running(eta=20, progress=10)), clock)
+
+    assert answer["status"] == "pending"
+    assert answer["wait_seconds"] == 19
+    assert answer["polls"] == 1
+    stored = jobs.get(job.job_id)
+    assert (stored.status, stored.progress, stored.eta_seconds) == ("processing", 10, 20)
+
+
+def test_a_queued_task_stays_queued(job, jobs, images, clock):
+    step(job, jobs, images, ScriptedNovita(running(eta=20, status=TaskStatus.QUEUED)), clock)
+
+    assert jobs.get(job.job_id).status == "queued"
+
+
+def test_an_upstream_failure_records_its_reason(job, jobs, images, clock):
+    failed = TaskResult(status=TaskStatus.FAILED, reason="NSFW content detected")
+
+    answer = step(job, jobs, images, ScriptedNovita(failed), clock)
+
+    assert answer == {
+        **answer,
+        "status": "failed",
+        "error": {"code": "upstream_failed", "message": answer["error"]["message"]},
+    }
+    assert "NSFW content detected" in jobs.get(job.job_id).error.message
+
+
+def test_a_failure_without_a_reason_still_says_something(job, jobs, images, clock):
+    answer = step(job, jobs, images, ScriptedNovita(TaskResult(status=TaskStatus.FAILED)), clock)
+
+    assert answer["error"]["message"].endswith("no reason given")
+
+
+def test_a_lost_task_fails_at_once(job, jobs, images, clock):
+    lost = UpstreamRejected("HTTP 404 TASK_NOT_FOUND", status=404, reason="TASK_NOT_FOUND")
+
+    answer = step(job, jobs, images, ScriptedNovita(lost), clock)
+
+    assert answer["error"]["code"] == "upstream_task_lost"
+
+
+def test_poll_errors_back_off_until_too_many_in_a_row(job, jobs, images, clock):
+    outage = UpstreamUnavailable("HTTP 503", status=503)
+
+    first = step(job, jobs, images, ScriptedNovita(outage), clock)
+    third = step(job, jobs, images, ScriptedNovita(outage), clock, upstream_errors=2)
+
+    assert first["status"] == "pending"
+    assert first["upstream_errors"] == 1
+    assert third["status"] == "failed"
+    assert third["error"]["code"] == "upstream_unavailable"
+
+
+def test_a_good_poll_resets_the_error_count(job, jobs, images, clock):
+    answer = step(job, jobs, images, ScriptedNovita(running(eta=20)), clock, upstream_errors=2)
+
+    assert answer["upstream_errors"] == 0
+
+
+def test_past_the_deadline_the_job_times_out(job, jobs, images, clock):
+    answer = step(job, jobs, images, ScriptedNovita(running(eta=60)), clock, deadline_in=-1)
+
+    assert answer["error"]["code"] == "timeout"
+    assert jobs.get(job.job_id).status == "failed"
+
+
+def test_a_canceled_job_is_never_revived(job, jobs, images, clock):
+    # GIVEN a job canceled while its task was running
+    boto3.resource("dynamodb").Table("unit-jobs").update_item(
+        Key={"job_id": job.job_id},
+        UpdateExpression="SET #s = :c",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":c": "canceled"},
+    )
+
+    # WHEN the task later reports progress, then success
+    pending = step(job, jobs, images, ScriptedNovita(running(eta=20)), clock)
+    finished = step(job, jobs, images, ScriptedNovita(done()), clock)
+
+    # THEN the job stays canceled, the workflow is told so, and no image copy is left behind
+    assert pending["status"] == finished["status"] == "canceled"
+    assert jobs.get(job.job_id).status == "canceled"
+    assert boto3.client("s3").list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
+
+
+def test_an_image_link_that_refuses_raises_for_the_workflow_to_retry(job, jobs, images, clock):
+    novita = ScriptedNovita(done(), image=UpstreamRejected("the image URL answered HTTP 403", status=403))
+
+    with pytest.raises(ImageUnavailable, match="403"):
+        step(job, jobs, images, novita, clock)
+
+    assert jobs.get(job.job_id).status == "queued"  # nothing recorded: the retry decides
+
+
+def test_success_without_an_image_fails_the_job(job, jobs, images, clock):
+    answer = step(job, jobs, images, ScriptedNovita(TaskResult(status=TaskStatus.SUCCEED)), clock)
+
+    assert answer["error"]["code"] == "upstream_no_image"
+
+
+def test_a_wrong_image_fails_the_job_and_stores_nothing(job, jobs, images, clock):
+    answer = step(job, jobs, images, ScriptedNovita(done(), image=picture(100, 100)), clock)
+
+    assert answer["error"]["code"] == "invalid_image"
+    assert boto3.client("s3").list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
+
+
+def test_overdue_are_the_jobs_past_the_cutoff_still_active_or_not_announced(jobs):
+    def make(deadline: str, status: str = "processing") -> str:
+        job = a_job(status=status, size=SIZE, deadline_at=deadline)
+        jobs.create(job.with_changes(active_shard=active_shard_for(job.job_id)))
+        return job.job_id
+
+    late = make("2026-01-01T00:00:00.000Z")
+    on_time = make("2099-01-01T00:00:00.000Z")
+    unannounced = make("2026-01-01T00:00:00.000Z")
+    jobs.record_failure(unannounced, code="upstream_failed", message="x")
+    announced = make("2026-01-01T00:00:00.000Z")
+    jobs.record_failure(announced, code="upstream_failed", message="x")
+    jobs.mark_announced(announced)
+
+    overdue = jobs.overdue("2026-06-01T00:00:00.000Z")
+
+    assert sorted(overdue) == sorted([late, unannounced])
+    assert on_time not in overdue
+
+
+class SlowTable:
+    """The job table, with each write taking `seconds` of the fake clock."""
+
+    def __init__(self, jobs, clock: FakeClock, seconds: float):
+        self._jobs, self._clock, self._seconds = jobs, clock, seconds
+        self.progress_writes = 0
+
+    def record_progress(self, *args, **kwargs):
+        self.progress_writes += 1
+        self._clock.sleep(self._seconds)
+        return self._jobs.record_progress(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._jobs, name)
+
+
+def test_the_wait_counts_from_the_upstreams_answer_not_from_the_end_of_the_turn(job, jobs, images, clock):
+    slow = SlowTable(jobs, clock, seconds=1.2)
+
+    answer = step(job, slow, images, ScriptedNovita(running(eta=20, progress=10)), clock)
+
+    # Wake 1.5 s (half the fast window) before the expected end, less the 1.2 s spent writing.
+    assert answer["wait_seconds"] == math.ceil(20 - 1.5 - 1.2)
+
+
+def test_a_turn_that_saw_nothing_new_writes_its_progress_once(job, jobs, images, clock):
+    slow = SlowTable(jobs, clock, seconds=0)
+
+    step(job, slow, images, ScriptedNovita(running(eta=20, progress=10)), clock)
+
+    assert slow.progress_writes == 1
+    stored = jobs.get(job.job_id)
+    assert (stored.status, stored.progress, stored.eta_seconds) == ("processing", 10, 20)
+
+
+def test_a_cancel_made_while_the_step_polls_fast_ends_the_turn_as_canceled(job, jobs, images, clock):
+    class CanceledMidway(ScriptedNovita):
+        def get_task_result(self, task_id: str, *, within: float | None = None) -> TaskResult:
+            if self.polls == 3:
+                jobs.cancel(job.job_id)
+            return super().get_task_result(task_id, within=within)
+
+    # Processing from the first answer, unchanged while polled fast, and never done this turn.
+    answer = step(job, jobs, images, CanceledMidway(running(eta=1)), clock)
+
+    assert answer["status"] == "canceled"
+    assert jobs.get(job.job_id).status == "canceled"
+
+
+def test_the_eta_is_dated_from_the_upstreams_answer(job, jobs, images, clock):
+    slow = SlowTable(jobs, clock, seconds=1.2)
+    answered = clock.now
+
+    step(job, slow, images, ScriptedNovita(running(eta=20, progress=10)), clock)
+
+    stored = jobs.get(job.job_id)
+    assert stored.eta_at == iso(datetime.fromtimestamp(answered, UTC))
+    assert stored.updated_at != stored.eta_at
+
+
+# --- A turn within the execution's time (zimage.workflow.timing) ---------------------------------------
+
+
+def test_no_call_is_given_more_time_than_the_execution_has_left(job, jobs, images, clock):
+    # GIVEN an execution 20 s from its hard timeout: 10 s are kept for the event, 5 for storing
+    novita = ScriptedNovita(running(eta=1), running(eta=1), done())
+
+    # WHEN a turn polls fast and downloads the image
+    answer = step(job, jobs, images, novita, clock, execution_deadline=clock.now + 20)
+
+    # THEN it stores the image, and no call was allowed past 5 s from the turn's start
+    assert answer["status"] == "succeeded"
+    assert novita.downloads == 1
+    assert novita.given and all(0 < within <= 5 for within in novita.given)
+
+
+def test_a_turn_never_polls_past_the_functions_own_timeout(job, jobs, images, clock):
+    novita = ScriptedNovita(running(eta=2))
+
+    answer = step(job, jobs, images, novita, clock, function_ends_in=7)
+
+    assert answer["status"] == "pending"
+    assert all(within <= 2 for within in novita.given)  # 7 s less the 5 s kept for storing
+
+
+def test_a_task_found_done_too_late_in_a_turn_is_stored_by_the_next_turn(job, jobs, images, clock):
+    # GIVEN a turn whose function is about to time out (a retried turn, say)
+    novita = ScriptedNovita(done())
+
+    # WHEN the task has ended but too little time is left to download its image
+    answer = step(job, jobs, images, novita, clock, function_ends_in=5 + 2)
+
+    # THEN nothing is started: the workflow comes back at once, and the next turn stores it
+    assert (answer["status"], answer["wait_seconds"], novita.downloads) == ("pending", 1, 0)
+    again = step(job, jobs, images, novita, clock, polls=answer["polls"])
+    assert again["status"] == "succeeded"
+
+
+def test_a_turn_past_the_deadline_without_time_for_a_call_fails_the_job_as_timeout(job, jobs, images, clock):
+    novita = ScriptedNovita(done())
+
+    answer = step(job, jobs, images, novita, clock, deadline_in=-1, execution_deadline=clock.now + 12)
+
+    assert answer["error"]["code"] == "timeout"
+    assert novita.polls == 0
+
+
+def test_an_execution_that_died_after_the_turn_ended_the_job_still_yields_its_event(job, jobs, images, clock):
+    """A turn that ran past its execution's hard timeout: the job is recorded as ended, but the
+    Emit state never runs. The job stays in the sweeper's index until its event is out."""
+    from zimage.workflow.sweeper import sweep
+
+    from .test_sweeper import EventBus
+
+    # GIVEN a job listed for the sweeper, as every submit lists it, and a turn that stored its image
+    jobs.create(job.with_changes(job_id=job.job_id + "X", active_shard=active_shard_for(job.job_id + "X")))
+    late = jobs.get(job.job_id + "X")
+    answer = step(late, jobs, images, ScriptedNovita(done()), clock)
+    assert answer["status"] == "succeeded"
+    assert jobs.get(late.job_id).active_shard is not None
+
+    # WHEN the execution died there (no Emit state ran), and the sweeper runs once its time is over
+    bus = EventBus()
+    assert sweep(jobs=jobs, events_client=bus, bus_name="b", stale_after_seconds=0) == (0, 1)
+
+    # THEN the event is out, once, about that job, and the job leaves the index
+    assert bus.detail_types(late.job_id) == ["Image Generation Succeeded"]
+    assert jobs.get(late.job_id).active_shard is None
+    assert sweep(jobs=jobs, events_client=bus, bus_name="b", stale_after_seconds=0) == (0, 0)
+
+
+def test_a_repeated_event_carries_the_same_job(job, jobs, images, clock):
+    """Events are at least once: the workflow sent the event, but the execution died before
+    MarkAnnounced, so the sweeper sends it again. Consumers deduplicate on the job's id."""
+    from zimage.workflow.sweeper import sweep
+
+    from .test_sweeper import EventBus
+
+    jobs.create(job.with_changes(job_id=job.job_id + "Y", active_shard=active_shard_for(job.job_id + "Y")))
+    answer = step(jobs.get(job.job_id + "Y"), jobs, images, ScriptedNovita(done()), clock)
+    workflow_event = answer["event"]  # what AnnounceSucceeded sent
+
+    bus = EventBus()
+    sweep(jobs=jobs, events_client=bus, bus_name="b", stale_after_seconds=0)
+
+    (repeat,) = [json.loads(entry["Detail"]) for entry in bus.sent]
+    assert repeat["id"] == workflow_event["id"] == job.job_id + "Y"
+    assert repeat["status"] == workflow_event["status"] == "succeeded"
+    assert repeat["image"]["sha256"] == workflow_event["image"]["sha256"]
