@@ -5,11 +5,13 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 TOOLS := .venv-tools
 TOOLS_INSTALLED := $(TOOLS)/.installed
+# The stack-backed tests mostly wait on the workflow's Waits, so more workers than cores pay.
+TEST_WORKERS ?= 4
 
 # `make demo PROMPT="..." SIZE=512*512 SEED=3 OUT=fox.jpg` reaches the demo as environment.
 export PROMPT SIZE SEED OUT PORT API_KEY NOVITA_BASE_URL NOVITA_API_KEY
 
-.PHONY: install run demo test lint check bench reliability openapi format clean
+.PHONY: install run demo test unit lint check bench reliability openapi format clean
 
 # The install also downloads the shared layer's requirements as Lambda's platform takes them, so
 # building the layer (the unit tests, the bench) needs no network.
@@ -35,8 +37,11 @@ $(TOOLS_INSTALLED): requirements-tools.txt
 	$(TOOLS)/bin/python -m pip install --quiet -r requirements-tools.txt
 	touch $@
 
-test: $(INSTALLED) lint check  ## lint, security scans of the template and the whole test suite
-	$(BIN)/python -m pytest
+test: $(INSTALLED) lint check unit  ## lint, security scans of the template and the whole test suite
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) tests/integration tests/reliability
+
+unit: $(INSTALLED)  ## the unit tests alone: no sockets, no stack, well under 30 s
+	$(BIN)/python -m pytest tests/unit
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -25,7 +25,10 @@ def test_the_deadline_leaves_a_whole_turn_and_the_event_before_the_hard_timeout(
     assert timing.poll_deadline_seconds == 290 - 60 - EVENT_RESERVE_SECONDS == 220
 
 
-def test_the_defaults_are_consistent():
+def test_the_defaults_are_consistent(monkeypatch):
+    for name in ("EXECUTION_TIMEOUT_SECONDS", "POLL_TURN_SECONDS", "MIN_WAIT_SECONDS", "MAX_WAIT_SECONDS"):
+        monkeypatch.delenv(name, raising=False)  # a local stack in this process sets its own
+
     timing = Settings.from_env().workflow_timing()
 
     assert timing == WorkflowTiming(290, 60)
