@@ -53,10 +53,10 @@ check: $(INSTALLED) $(TOOLS_INSTALLED)  ## serverless rules and checkov on the t
 	$(TOOLS)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
 
 bench: $(INSTALLED)  ## service vs Job Poller baseline -> bench/results.json, docs/performance.md
-	$(BIN)/python -m local bench
+	$(BIN)/python -m bench
 
 reliability: $(INSTALLED)  ## fault matrix, abuse battery and load run -> docs/reliability.md
-	$(BIN)/python -m local reliability
+	$(BIN)/python -m reliability
 
 openapi: $(INSTALLED)  ## regenerate openapi.json from the API function's models
 	$(BIN)/python -m local openapi

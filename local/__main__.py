@@ -17,10 +17,6 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("run", help="serve the local stack until Ctrl-C (the default)")
     commands.add_parser("openapi", help="regenerate openapi.json from the API function's routes and models")
-    commands.add_parser("bench", help="the polling benchmark: bench/results.json and docs/performance.md")
-    commands.add_parser(
-        "reliability", help="run the fault matrix, abuse battery and load run; write docs/reliability.md"
-    )
     demo = commands.add_parser("demo", help="make one image through the HTTP API and save it")
     demo.add_argument("--prompt", default=os.environ.get("PROMPT") or "a red fox in snow, watercolor")
     demo.add_argument("--size", default=os.environ.get("SIZE") or "1024*768")
@@ -40,14 +36,6 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"wrote {write()}")
         return 0
-    if args.command == "bench":
-        from local.bench import write_results
-
-        return write_results()
-    if args.command == "reliability":
-        from local.reliability import write_report
-
-        return write_report()
     if args.command == "demo":
         from local.demo import run_demo
 

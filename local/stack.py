@@ -20,7 +20,6 @@ import logging
 import os
 import secrets
 import socket
-import string
 import sys
 import threading
 import time
@@ -41,13 +40,35 @@ from moto.server import ThreadedMotoServer
 from local.api_gateway import ApiGatewayFront
 from local.novita_emulator import EmulatorSettings, NovitaEmulator
 from local.template import ACCOUNT, REGION, ROOT, Resolver, load_template, substitute_definition
+from zimage.workflow.timing import WorkflowTiming
 
 DEV_API_KEY = "zimage-local-dev-key"
-SHARED_CODE = ROOT / "layers" / "shared"
 
 # Template parameters the local stack runs with unless told otherwise: the defaults, except
 # where a laptop wants shorter.
 LOCAL_PARAMETERS: dict[str, Any] = {"Stage": "dev", "LogLevel": "INFO"}
+# The tests' and the reliability report's settings: short waits with production's shape (a
+# deadline, a poll cap, a hard execution timeout above the deadline, upstream timeouts of a second).
+QUICK_PARAMETERS = {
+    "ExecutionTimeoutSeconds": 30,
+    "PollTurnSeconds": 12,
+    "MaxPolls": 3,
+    "MinWaitSeconds": 1,
+    "MaxWaitSeconds": 5,
+    "FastPollWindowSeconds": 1,
+    "FastPollIntervalSeconds": "0.25",
+    "UpstreamReadTimeoutSeconds": 1,
+    "MaxConsecutiveUpstreamErrors": 3,
+    "MaxImageBytes": 1048576,
+    "WebhookTimeoutSeconds": 1,
+    "WebhookRetryBaseSeconds": 1,
+    "WebhookMaxAttempts": 3,
+}
+# The job's deadline the two settings above give (zimage.workflow.timing): 30 - 12 - 10 = 8 s.
+QUICK_DEADLINE_SECONDS = WorkflowTiming(
+    QUICK_PARAMETERS["ExecutionTimeoutSeconds"], QUICK_PARAMETERS["PollTurnSeconds"]
+).poll_deadline_seconds
+QUICK_EMULATOR = EmulatorSettings(queue_seconds=0.1, run_seconds=0.6)
 # Settings the template cannot turn on, so that no deployment can: webhooks to loopback receivers,
 # which local development and the tests use.
 LOCAL_ONLY_ENVIRONMENT = {"ALLOW_LOOPBACK_WEBHOOKS": "true"}
@@ -412,8 +433,6 @@ class LocalStack:
         self._set_env({**merged, **LOCAL_ONLY_ENVIRONMENT})
 
     def _load_handlers(self, template: dict, resolver: Resolver) -> None:
-        if str(SHARED_CODE) not in sys.path:
-            sys.path.insert(0, str(SHARED_CODE))  # where Lambda puts the layer: /opt/python
         function_globals = template.get("Globals", {}).get("Function", {})
         for logical, spec in self._functions_in(template).items():
             props = spec["Properties"]
@@ -547,11 +566,6 @@ class Schedule(BackgroundWorker):
     def _run(self) -> None:
         while not self._stopped.wait(self.every):
             self.stack.invoke(self.function, json.dumps({"source": "aws.scheduler", "detail-type": "Scheduled Event"}))
-
-
-def _alphanumeric(length: int) -> str:
-    """Like CloudFormation's GenerateSecretString with ExcludePunctuation."""
-    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(length))
 
 
 class QueuePoller(BackgroundWorker):

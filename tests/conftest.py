@@ -28,8 +28,8 @@ def load_event(name: str) -> dict:
 @pytest.fixture(scope="session")
 def stack() -> Iterator:
     """The local stack with the reliability settings: production's shape, second-long waits."""
-    from local import reliability
-    from local.stack import DEV_API_KEY, LocalStack
+    from local.stack import DEV_API_KEY, QUICK_EMULATOR, QUICK_PARAMETERS, LocalStack
+    from reliability.scenarios import OTHER_KEY
 
     local = LocalStack(
         api_port=0,
@@ -37,10 +37,10 @@ def stack() -> Iterator:
             DEV_API_KEY: "key-one",
             OTHER_API_KEY: "key-two",
             LISTING_API_KEY: "key-three",
-            reliability.OTHER_KEY: "key-four",
+            OTHER_KEY: "key-four",
         },
-        parameters=reliability.PARAMETERS,
-        emulator_settings=reliability.EMULATOR,
+        parameters=QUICK_PARAMETERS,
+        emulator_settings=QUICK_EMULATOR,
     )
     with local:
         yield local

@@ -6,8 +6,9 @@ import binascii
 import json
 
 import image_routes
+from answers import json_response
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
@@ -33,8 +34,8 @@ app.include_router(image_routes.router)
 
 def openapi_document() -> dict:
     """The OpenAPI 3 document, generated from the routes and their models."""
-    # Imported here: building the OpenAPI models costs a cold start more than boto3's import,
-    # and only this route needs them.
+    # Imported here: building the OpenAPI models is a large part of a cold start
+    # (docs/performance.md), and only this route needs them.
     from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
 
     document = json.loads(
@@ -61,7 +62,7 @@ def openapi_document() -> dict:
 
 @app.get("/v1/openapi.json", include_in_schema=False)
 def get_openapi() -> Response[dict]:
-    return _json(200, openapi_document())
+    return json_response(200, openapi_document())
 
 
 # --- One error model for every answer the service makes -------------------------------------
@@ -72,7 +73,7 @@ def _service_error(exc: errors.ServiceError) -> Response[dict]:
     if exc.status >= 500:
         logger.warning("request failed", extra={"code": exc.code, "reason": exc.message})
     metrics.add_metric(name="RequestsRejected", unit=MetricUnit.Count, value=1)
-    return _json(exc.status, exc.body(), headers=exc.headers)
+    return json_response(exc.status, exc.body(), headers=exc.headers)
 
 
 @app.exception_handler(RequestValidationError)
@@ -116,11 +117,7 @@ def _no_route(_: NotFoundError) -> Response[dict]:
 @app.exception_handler(Exception)
 def _unexpected(exc: Exception) -> Response[dict]:
     logger.exception("unexpected error")
-    return _json(500, errors.ServiceError("the service failed; retry later").body())
-
-
-def _json(status: int, body: dict, headers: dict | None = None) -> Response[dict]:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
+    return json_response(500, errors.ServiceError("the service failed; retry later").body())
 
 
 def refuse_unreadable_body(event: dict) -> dict | None:

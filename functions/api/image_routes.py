@@ -4,8 +4,9 @@ from collections.abc import Callable
 from functools import cache
 from typing import Annotated, Any
 
+from answers import json_response
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from aws_lambda_powertools.metrics import MetricUnit
@@ -238,7 +239,7 @@ def cancel_image(job_id: Annotated[str, Path(description="The job's id, `img_...
             )
             metrics.add_metric(name="JobsCanceled", unit=MetricUnit.Count, value=1)
         job = canceled or job
-    return _json(200, view(job))
+    return json_response(200, view(job))
 
 
 @router.get(
@@ -276,7 +277,7 @@ def list_images(
     page: dict[str, Any] = {"items": [view(settle_if_stale(job)) for job in jobs]}
     if next_key:
         page["next_cursor"] = api_inputs.encode_cursor(next_key)
-    return _json(200, page)
+    return json_response(200, page)
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -323,10 +324,10 @@ def _respond_after_wait(job: Job, prefer: str | None, headers: dict, *, accepted
         left = router.lambda_context.get_remaining_time_in_millis() / 1000 - ANSWER_MARGIN_SECONDS
         wait = min(wait, int(left)) if left >= 1 else None
     if wait is None:
-        return _json(accepted, view(job), headers)
+        return json_response(accepted, view(job), headers)
     headers = {**headers, "Preference-Applied": f"wait={wait}"}
     job = wait_for_end(lambda: runtime.jobs.get(job.job_id), wait) or job
-    return _json(200 if job.is_terminal else accepted, view(job), headers)
+    return json_response(200 if job.is_terminal else accepted, view(job), headers)
 
 
 def _stop_execution(execution_arn: str) -> None:
@@ -335,7 +336,3 @@ def _stop_execution(execution_arn: str) -> None:
     except Exception:
         # The job is canceled either way: a poll that comes later finds it so and ends the run.
         logger.exception("could not stop the execution", extra={"execution_arn": execution_arn})
-
-
-def _json(status: int, body: dict, headers: dict | None = None) -> Response[dict]:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)

@@ -12,8 +12,7 @@ import urllib3
 from local.novita_emulator import NovitaEmulator
 from local.stack import DEV_API_KEY, LocalStack
 from tests.conftest import LISTING_API_KEY, OTHER_API_KEY  # noqa: F401  (the tests import them from here)
-
-TERMINAL = {"succeeded", "failed", "canceled"}
+from zimage.jobs.model import TERMINAL_STATUSES
 
 
 class ApiClient:
@@ -49,7 +48,7 @@ class ApiClient:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             job = self.get(job_id)
-            if job["status"] in TERMINAL:
+            if job["status"] in TERMINAL_STATUSES:
                 return job
             time.sleep(0.2)
         raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s")

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from local.reliability import AbuseResult, run_abuse
+from reliability.scenarios import AbuseResult, run_abuse
 
 SNAKE_CASE = re.compile(r"[a-z]+(_[a-z]+)*")
 

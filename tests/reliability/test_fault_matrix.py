@@ -1,4 +1,4 @@
-"""Every fault of local/reliability.py through the whole pipeline: the job's end, its error,
+"""Every fault of reliability/scenarios.py through the whole pipeline: the job's end, its error,
 how often the upstream was called, nothing stored half, nothing left running. The checks
 themselves are tested first, without a stack, on outcomes that break them."""
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from local.reliability import DEADLINE_MARGIN_SECONDS, SCENARIOS, Outcome, run_scenario
+from reliability.scenarios import DEADLINE_MARGIN_SECONDS, SCENARIOS, Outcome, run_scenario
 from zimage.clock import epoch_seconds, iso
 from zimage.jobs.model import Job, StoredImage
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from local.reliability import run_load
+from reliability.scenarios import run_load
 
 
 def test_concurrent_jobs_all_end_once(stack, emulator):

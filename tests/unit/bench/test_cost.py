@@ -3,7 +3,7 @@ docs/performance.md is only as true as these sums."""
 
 import pytest
 
-from local.bench import PRICES, cost_per_image, least_express_cost_per_image, orchestration_cost_per_image
+from bench.run import PRICES, cost_per_image, least_express_cost_per_image, orchestration_cost_per_image
 
 # Two jobs: executions of 1.02 s and 2.0 s, 5 and 7 state transitions, 6 Lambda calls, 0.5 GB-s.
 RUN = {

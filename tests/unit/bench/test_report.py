@@ -3,7 +3,8 @@ raw figures never disagree."""
 
 import json
 
-from local.bench import REPORT, RESULTS, render
+from bench.report import REPORT, render
+from bench.run import RESULTS
 
 
 def test_the_performance_page_is_rendered_from_the_committed_results():

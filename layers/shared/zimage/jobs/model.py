@@ -48,9 +48,8 @@ JOB_ID = re.compile(r"^img_[0-9A-HJKMNP-TV-Z]{26}$")
 
 
 # The layer's records are NamedTuples: immutable like frozen dataclasses, but made at import
-# with one small eval each instead of several compiled methods. The nine on the poll step's
-# path cost it 0.05x boto3's import as dataclasses, where the cold-start target leaves 0.11x
-# above what Powertools alone takes (docs/performance.md).
+# with one small eval each instead of several compiled methods, which every cold start of the
+# poll step would pay for (the figures are in docs/performance.md, "Cold starts").
 class StoredImage(NamedTuple):
     bucket: str
     key: str

@@ -29,15 +29,14 @@ from pathlib import Path
 
 import urllib3
 
-from local import reliability
 from local.layer_build import build_shared_layer
 from local.novita_emulator import EmulatorSettings
 from local.stack import DEV_API_KEY, LocalStack
 from local.template import ROOT, load_template, substitute_definition
+from reliability.scenarios import run_load
 from zimage.workflow.timing import WorkflowTiming
 
 RESULTS = ROOT / "bench" / "results.json"
-REPORT = ROOT / "docs" / "performance.md"
 GENERATION_SECONDS = (1.0, 10.0)  # each upstream task takes a time drawn uniformly from this range
 JOBS_PER_POLICY = 24
 # Jobs arrive one every this many seconds, as clients' requests do, rather than in one burst: all
@@ -493,7 +492,7 @@ def write_results() -> int:
             )
         by_url, inline = (_combined(delivery[kind]) for kind in ("url", "base64"))
         stack.emulator.configure(run_seconds_range=None)
-        load = reliability.run_load(stack, jobs=200, run_seconds=LOAD_RUN_SECONDS)
+        load = run_load(stack, jobs=200, run_seconds=LOAD_RUN_SECONDS)
     finally:
         stack.stop()
     results = {
@@ -550,201 +549,8 @@ def write_results() -> int:
         "measured_on": date.today().isoformat(),
     }
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    from bench.report import REPORT, render  # the report reads this module's settings
+
     REPORT.write_text(render(results))
     print(json.dumps(results, indent=2))
     return 0
-
-
-def _cold_start_verdict(r: dict) -> str:
-    """Which functions meet the 1.3 target, timed (the issue's measure) and counted."""
-
-    def listed(ratios: dict, how: str) -> str:
-        under = [name for name, value in ratios.items() if value <= 1.3]
-        over = [name for name in ratios if name not in under]
-        said = f"{how} {', '.join(under) or 'none'} {'is' if len(under) == 1 else 'are'} under 1.3"
-        return said + (f", {', '.join(over)} {'is' if len(over) == 1 else 'are'} not" if over else "")
-
-    verdicts = [listed(r["cold_import_ratio"], "Timed,")]
-    if r.get("cold_import_instruction_ratio"):
-        verdicts.append(listed(r["cold_import_instruction_ratio"], "by instruction count"))
-    return "; ".join(verdicts) + "."
-
-
-def render(r: dict) -> str:
-    o, t, c = r["overhead_s"], r["transitions_per_job"], r["cost_per_image_usd"]
-    floor, api_floor = r["cold_import_floor"], r["cold_import_api_floor"]
-    counted = r.get("cold_import_instruction_ratio") or {}
-    d, load = r["image_delivery_1024"], r["concurrent_jobs"]
-    orchestration, orchestration_baseline = c["orchestration_only"]["service"], c["orchestration_only"]["baseline"]
-    fixed = c["service"] - orchestration
-    headroom = c["baseline"] / 10 - fixed
-    express_second = PRICES["sfn_express_gb_second"] * 0.0625
-    mean_job = (r["generation_seconds"]["min"] + r["generation_seconds"]["max"]) / 2  # uniform
-    cost_floor = c["least_possible_express"]  # computed with the same mean task as mean_job
-
-    def ratio(a: float, b: float | str) -> str:
-        return f"{a / b:.2f}x" if isinstance(b, int | float) and b else "-"
-
-    rows = [
-        ("overhead p50 (s)", o["p50"], o["baseline_p50"], "<= 0.3"),
-        ("overhead p95 (s)", o["p95"], o["baseline_p95"], "<= 1.0"),
-        ("state transitions per job (mean)", t["mean"], t["baseline_mean"], ""),
-        ("state transitions for a job of 3 s", t["job_of_3_s"], "-", "<= 6"),
-        (f"AWS cost per image (USD), {c['service_workflow']}", c["service"], c["baseline"], "<= 1/10 of the baseline"),
-        ("AWS cost per image (USD), the same runs as STANDARD", c["service_as_standard"], c["baseline"], ""),
-        (
-            "orchestration cost per image (USD): workflow and Lambda",
-            c["orchestration_only"]["service"],
-            c["orchestration_only"]["baseline"],
-            "",
-        ),
-        (
-            "Lambda GB-s per job",
-            r["lambda_gb_seconds_per_job"]["service"],
-            r["lambda_gb_seconds_per_job"]["baseline"],
-            "",
-        ),
-    ]
-    lines = [
-        "# Performance",
-        "",
-        f"Measured by `make bench` on {r['measured_on']} on this 2-core machine, against the local stack and",
-        "the Novita emulator; each upstream task takes a time drawn uniformly from "
-        f"{r['generation_seconds']['min']:.0f} to {r['generation_seconds']['max']:.0f} s, the same for the same",
-        "prompt and seed, so both policies run the same tasks and every run the same draws.",
-        "The raw figures are in `bench/results.json`.",
-        "",
-        f"Two policies run in the same run, {r['jobs'] // 2} jobs each arriving one every "
-        f"{r['arrival_interval_s']} s, with the same code for",
-        "submitting and storing: the service's own (`statemachine/image_job.asl.json`) and a baseline shaped like",
-        "the AWS Step Functions Job Poller sample (`bench/baseline_job_poller.asl.json`: a fixed 5 s Wait before each",
-        "single status check, Standard workflow).",
-        "",
-        "| measure | service | baseline | service/baseline | target |",
-        "|---|---|---|---|---|",
-        *[f"| {name} | {a} | {b} | {ratio(a, b)} | {target} |" for name, a, b, target in rows],
-        "",
-        "- **Overhead** is the time from the upstream task turning final to the job being readable as succeeded",
-        "  (its record written after the image is in S3), per job. The emulator reports an exact eta; Novita's",
-        "  may be rougher (for many models it stays 0), so this is the policy's figure with a truthful upstream;",
-        "  with no eta at all the poll step falls back to exponential waits and the fast window.",
-        "- **Transitions** are counted from each execution's history (`...StateEntered` events).",
-        "- **Cost** counts transitions (Standard) or requests and duration at 64 MB (Express), Lambda requests and",
-        "  GB-seconds (arm64), two API Gateway requests,",
-        "  the S3 PUT and the client's GET, the DynamoDB reads and writes and the EventBridge events each job made,",
-        f"  times us-east-1 list prices as of {c['prices_as_of']} (in `local/bench.py`). The upstream's price is",
-        "  not included.",
-        "",
-        "## Cold start and size",
-        "",
-        "| function | cold import / boto3 import | middle half of the runs | instructions / boto3's |"
-        " package (MB, zipped) |",
-        "|---|---|---|---|---|",
-        *[
-            f"| {name} | {ratio_value} | {low}-{high} | {counted.get(name, '-')} | {r['package_mb'].get(name, '-')} |"
-            for name, ratio_value in r["cold_import_ratio"].items()
-            for low, high in [r["cold_import_ratio_quartiles"][name]]
-        ],
-        f"| *floor: boto3, Powertools' Logger, Metrics, Tracer* | {floor['seconds']} | | {floor['instructions']} | - |",
-        f"| *API floor: that, the REST event handler with validation, Idempotency* | {api_floor['seconds']} | |"
-        f" {api_floor['instructions']} | - |",
-        f"| shared layer (zimage, imagesize, urllib3, with bytecode) | - | | | {r['package_mb']['shared_layer']} |",
-        "",
-        "Cold import: a fresh interpreter importing the handler module, divided by one importing only boto3",
-        "in the same environment (in Lambda boto3 too is looked up past the function's folder and the layer),",
-        f"the median of {COLD_IMPORT_RUNS} rounds, each timing every function and floor once (target <= 1.3),"
-        " with the template's plain variables",
-        "for the function and the ones Lambda sets (`LAMBDA_TASK_ROOT`:",
-        "outside Lambda the X-Ray SDK builds API clients for its sampler at import), and with bytecode, as",
-        "deployed: the shared layer's build compiles zimage, urllib3 and imagesize (hash-checked `.pyc`, valid",
-        "on a read-only /opt whatever the zip's timestamps), which Lambda would otherwise compile on every cold",
-        f"start (all of the layer's sources: {r['compile_ms']['shared_layer_sources']} ms here); each function's own",
-        f"files compile in {r['compile_ms']['largest_function_own_files']} ms at the most and ship as sources.",
-        f"Measured with Python {r['python']}; Lambda runs 3.13.",
-        "The instruction column counts, with valgrind's callgrind and a fixed hash seed, the instructions the",
-        "same imports execute above the interpreter's start, over boto3's in the same environment: one run each,",
-        "the same to a few",
-        "in a million from run to run, where the timed ratio moves by more than 0.1 between runs on this",
-        "machine. It leaves out what instructions do not show (waiting on the disk), and the two agree within",
-        "that spread.",
-        "Powertools comes from its public layer and boto3 from the runtime, so the packages hold the",
-        "service's code and, for the webhook sender, the Standard Webhooks library.",
-        "",
-        "## The choices, and the figures behind them",
-        "",
-        "- **Wake near the end, then poll fast inside the Lambda.** The first poll runs at once; the upstream's eta",
-        "  (or its progress rate) sets a Wait that ends just before the task should, and the last stretch is polled",
-        "  every 0.25 s inside one Lambda call (`FastPollWindowSeconds` 3, `FastPollIntervalSeconds` 0.25), until a",
-        "  second past the expected end (etas come in whole seconds, so a task expected at the window's edge would",
-        "  otherwise end just after it and cost a whole Wait turn), never longer than twice the window.",
-        "  The Wait is counted from the upstream's answer, not from the end of the Lambda call, so the turn's",
-        "  own writes never push the wake-up past the task's end (they had cost up to a second under load).",
-        f"  Overhead p50 {o['p50']} s against {o['baseline_p50']} s for the fixed 5 s Wait, with",
-        f"  {t['mean']} transitions per job against {t['baseline_mean']}. The price is Lambda time:",
-        "  {service} GB-s per job against {baseline},".format(**r["lambda_gb_seconds_per_job"]),
-        "  which costs less than one Standard transition.",
-        f"- **Express by default.** The same executions cost {c['service']} USD per image as Express and",
-        f"  {c['service_as_standard']} as Standard (baseline {c['baseline']}): for jobs of seconds a Standard",
-        "  workflow's bill is its transitions. The trade-off: an Express execution lasts 5 minutes at most (hence",
-        "  a job deadline of 220 s), runs at least once (every step here is idempotent: conditional writes, a key",
-        "  per job), cannot be stopped (a DELETE marks the job; the next poll ends the run) and keeps its history in",
-        "  CloudWatch Logs only. `WorkflowType=STANDARD` is the choice for deadlines past 5 minutes.",
-        f"- **What polling decides** (workflow and Lambda) is {c['orchestration_only']['service']} USD per image",
-        f"  against {c['orchestration_only']['baseline']} ({ratio(orchestration, orchestration_baseline)}). The rest",
-        "  of the bill (API Gateway's two requests, the S3 PUT and GET, the job's DynamoDB writes, the completion",
-        f"  event) is {fixed:.3g} USD, {fixed / c['baseline']:.0%} of the baseline's whole bill, which leaves",
-        f"  {headroom:.2g} USD per image for the workflow and its Lambda calls under one tenth of the baseline.",
-        f"  An Express execution alone bills {express_second:.2g} USD per second of its life (64 MB) while the",
-        f"  upstream works, {express_second * mean_job:.2g} USD for this run's mean task of {mean_job:.1f} s, and",
-        "  a Standard one 2.5e-05 USD per transition. The least any Express loop could cost, with those",
-        f"  requests, its start and its life through the mean task, and not one Lambda call, is {cost_floor:.3g} USD,",
-        f"  {ratio(cost_floor, c['baseline'])} the baseline: the one-tenth target is out of reach of a Step Functions",
-        "  loop that waits out the upstream. Reaching it would mean dropping the REST API (its usage plans",
-        "  enforce the API keys' quotas that the API contract requires) or the S3 copy, which the product needs.",
-        "- **The poll function at 256 MB**: images are checked from their headers (imagesize) and never decoded,",
-        "  so memory only holds the bytes on their way to S3 (`MaxImageBytes`, 10 MiB).",
-        "- **Cold starts.** Each function imports only what its paths need: X-Ray patches botocore alone",
-        "  (Powertools' default patches every library X-Ray knows and imports requests; the upstream and webhook",
-        "  calls are traced where they are made), the upstream client loads only in the functions that call it,",
-        "  the image checks only on the poll turn that stores, the API builds its idempotency store's DynamoDB",
-        "  client at the first Idempotency-Key, the OpenAPI models only for `GET /v1/openapi.json` and the",
-        "  response models' validators (they only document the answers: `defer_build`) never, and pydantic is",
-        "  imported by the API alone. The webhook sender reports its one record per call (`BatchSize: 1`) itself:",
-        "  Powertools' batch utility imported every Powertools event class, a tenth of boto3's import time.",
-        "  The shared records (job, settings, upstream answer, policy) are NamedTuples, not dataclasses: a",
-        "  dataclass compiles its generated methods at import, and the nine on the poll step's path cost it",
-        "  0.05x boto3 by instruction count (1.27 before, 1.22 after, both counted as in the table above).",
-        f"  Under every function lies Powertools' Logger, Metrics and Tracer with the X-Ray SDK: {floor['seconds']}x",
-        f"  boto3 timed, {floor['instructions']}x counted, before any of the service's code.",
-        "  " + _cold_start_verdict(r),
-        "  The API function cannot meet the target while it is the API the contract asks for: Powertools'",
-        "  REST event handler with request validation (the OpenAPI document is generated from its pydantic",
-        f"  models) and Idempotency alone cost {api_floor['seconds']}x boto3 timed, {api_floor['instructions']}x"
-        " counted, before any",
-        "  route (the template turns off pydantic's plugin discovery, `PYDANTIC_DISABLE_PLUGINS`, which scanned",
-        "  every installed package). Lambda SnapStart for Python would take the import out of the cold start",
-        "  altogether, at its own price per restore; it is not turned on here.",
-        f"- **URL versus base64 output**, {2 * DELIVERY_JOBS} jobs each at 1024*1024 (two runs each, in the order"
-        " URL, base64, base64, URL): overhead p50 "
-        f"{d['url']['overhead_p50_s']} s (p95 {d['url']['overhead_p95_s']}) downloading from the upstream's URL,",
-        f"  {d['base64']['overhead_p50_s']} s (p95 {d['base64']['overhead_p95_s']}) with the image inline as base64;"
-        f" Lambda {d['url']['lambda_gb_seconds_per_job']}",
-        f"  against {d['base64']['lambda_gb_seconds_per_job']} GB-s per job. On loopback the URL costs one more",
-        "  local request; on AWS it is a TLS connection to Novita's storage, tens of milliseconds more. Base64 makes",
-        "  the task result a third larger than the image and holds the image twice while decoding. URL output",
-        "  stays the default (`NovitaBase64Output` false): it is the documented shape of the answer (where the",
-        "  base64 string appears is not), and an expired URL is fixed by asking the upstream again, which the",
-        "  workflow's retry of the step already does.",
-        "",
-        "## Under load",
-        "",
-        f"{load['submitted']} jobs submitted at once ({load['clients']} clients), each upstream task taking"
-        f" {LOAD_RUN_SECONDS:.0f} s, so that",
-        f"they overlap: {load['peak_in_flight']} were in flight together (from the jobs' own created_at and"
-        f" completed_at). {load['succeeded']} succeeded, {load['failed']} failed,",
-        f"{load['lost']} lost; submits refused: {load['refused'] or 'none'}. Submit latency p50"
-        f" {load['submit_latency_s']['p50']} s, max {load['submit_latency_s']['max']} s: the whole local stack shares",
-        "one interpreter, so the clients queue behind one another here.",
-        "",
-    ]
-    return "\n".join(lines)

@@ -1,8 +1,9 @@
 """The fault matrix: every upstream and AWS fault we can think of, played through the whole
-pipeline on the local stack, with what the service decides and why.
+pipeline on the local stack, with what the service decides and why; the abuse battery; the load
+run.
 
-The same catalogue drives the tests (tests/reliability) and `python -m local reliability`,
-which runs it, plus the abuse battery and the load run, and writes docs/reliability.md.
+The same catalogue drives the tests (tests/reliability) and `make reliability`
+(reliability/report.py), which writes docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 from unittest import mock
 from urllib.parse import urlsplit
@@ -28,36 +28,9 @@ import urllib3.util.connection
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from local.novita_emulator import EmulatorSettings, Fault, NovitaEmulator
-from local.stack import DEV_API_KEY, LocalStack
-from local.template import ROOT
-from zimage.workflow.timing import WorkflowTiming
-
-# Short waits with production's shape: a deadline, a poll cap, a hard execution timeout above
-# the deadline, upstream timeouts of a second.
-PARAMETERS = {
-    "ExecutionTimeoutSeconds": 30,
-    "PollTurnSeconds": 12,
-    "MaxPolls": 3,
-    "MinWaitSeconds": 1,
-    "MaxWaitSeconds": 5,
-    "FastPollWindowSeconds": 1,
-    "FastPollIntervalSeconds": "0.25",
-    "UpstreamReadTimeoutSeconds": 1,
-    "MaxConsecutiveUpstreamErrors": 3,
-    "MaxImageBytes": 1048576,
-    "WebhookTimeoutSeconds": 1,
-    "WebhookRetryBaseSeconds": 1,
-    "WebhookMaxAttempts": 3,
-}
-# The job's deadline the two settings above give (zimage.workflow.timing): 30 - 12 - 10 = 8 s.
-DEADLINE_SECONDS = WorkflowTiming(
-    PARAMETERS["ExecutionTimeoutSeconds"], PARAMETERS["PollTurnSeconds"]
-).poll_deadline_seconds
-EMULATOR = EmulatorSettings(queue_seconds=0.1, run_seconds=0.6)
-TERMINAL = ("succeeded", "failed", "canceled")
-REPORT = ROOT / "docs" / "reliability.md"
-ON_AWS = ROOT / "local" / "reports" / "reliability_on_aws.md"  # the page's last section, as written
+from local.novita_emulator import Fault, NovitaEmulator
+from local.stack import DEV_API_KEY, QUICK_PARAMETERS, LocalStack
+from zimage.jobs.model import TERMINAL_STATUSES
 
 
 def _error(status: int, reason: str, message: str = "") -> dict:
@@ -70,8 +43,10 @@ Bound = int | tuple[int, int]
 # Task-result calls, from the settings above. A turn asks at most every FastPollIntervalSeconds
 # for at most twice FastPollWindowSeconds, and a job has at most MaxPolls turns: more than that
 # is a runaway loop.
-CALLS_PER_TURN = int(2 * PARAMETERS["FastPollWindowSeconds"] / float(PARAMETERS["FastPollIntervalSeconds"])) + 1
-CALLS_PER_JOB = PARAMETERS["MaxPolls"] * CALLS_PER_TURN
+CALLS_PER_TURN = (
+    int(2 * QUICK_PARAMETERS["FastPollWindowSeconds"] / float(QUICK_PARAMETERS["FastPollIntervalSeconds"])) + 1
+)
+CALLS_PER_JOB = QUICK_PARAMETERS["MaxPolls"] * CALLS_PER_TURN
 # The emulator's task ends 0.7 s after the submit, inside the first turn, which asks every
 # 0.25 s: 1 to 4 answers, one more for rounding.
 USUAL_POLLS = (1, 5)
@@ -370,7 +345,7 @@ SCENARIOS: list[Scenario] = [
         status="failed",
         code="timeout",
         message="the image was not ready",  # before the job's deadline / within the allowed number of polls
-        poll_calls=(PARAMETERS["MaxPolls"], CALLS_PER_JOB),
+        poll_calls=(QUICK_PARAMETERS["MaxPolls"], CALLS_PER_JOB),
     ),
     Scenario(
         "task without status",
@@ -437,7 +412,7 @@ SCENARIOS: list[Scenario] = [
         code="timeout",
         message="the image was not ready before the job's deadline",
         # An eta of 30 s: no fast polling, one answer a turn, turns as long as MaxWaitSeconds.
-        poll_calls=(2, PARAMETERS["MaxPolls"]),
+        poll_calls=(2, QUICK_PARAMETERS["MaxPolls"]),
     ),
     Scenario(
         "a task always almost done",
@@ -447,7 +422,7 @@ SCENARIOS: list[Scenario] = [
         status="failed",
         code="timeout",
         message="the image was not ready within the allowed number of polls",
-        poll_calls=(PARAMETERS["MaxPolls"], CALLS_PER_JOB),
+        poll_calls=(QUICK_PARAMETERS["MaxPolls"], CALLS_PER_JOB),
     ),
     Scenario(
         "TASK_NOT_FOUND on poll",
@@ -594,7 +569,7 @@ def _set_base64(stack: LocalStack, enabled: bool) -> None:
 # second more for the table writes and state transitions on a shared machine. The backstops that
 # would end a job the poll step let through come much later: the execution's TimeoutSeconds
 # (ExecutionTimeoutSeconds) and the sweeper, once the last turn and the event's time have passed.
-DEADLINE_MARGIN_SECONDS = 1 + READ_ATTEMPTS * PARAMETERS["UpstreamReadTimeoutSeconds"] + 1.5 + 0.5
+DEADLINE_MARGIN_SECONDS = 1 + READ_ATTEMPTS * QUICK_PARAMETERS["UpstreamReadTimeoutSeconds"] + 1.5 + 0.5
 COMPLETION_EVENTS = {"succeeded": "Image Generation Succeeded", "failed": "Image Generation Failed"}
 
 
@@ -662,7 +637,7 @@ class Outcome:
         found, job = [], self.record
         if job is None:
             return ["the job has no record in the table"]
-        if job.status not in TERMINAL:
+        if job.status not in TERMINAL_STATUSES:
             found.append(f"job left {job.status}")
         elif not job.completed_at:
             found.append("the ended job has no completed_at")
@@ -849,7 +824,7 @@ def run_scenario(stack: LocalStack, scenario: Scenario, *, timeout: float = 40) 
                 outcome.job_id = body["id"]
                 deadline = time.monotonic() + timeout
                 job = body
-                while job["status"] not in TERMINAL and time.monotonic() < deadline:
+                while job["status"] not in TERMINAL_STATUSES and time.monotonic() < deadline:
                     time.sleep(0.2)
                     job = http.request("GET", f"{stack.api_url}/v1/images/{outcome.job_id}", headers=headers).json()
                 outcome.status = job["status"]
@@ -1066,8 +1041,8 @@ def run_load(
     """Submit `jobs` at once from `workers` clients, each upstream task taking `run_seconds`;
     every job must end, once, with one upstream task each. The whole local stack shares one
     interpreter, so its throughput is the same with more clients, which only wait longer inside
-    it: at 50 a submit took 8-12 s here, close to the upstream client's 10 s read timeout, a limit
-    of this machine rather than of the service. How many jobs were in flight together follows from
+    it; with many clients a submit nears the upstream client's read timeout, a limit of this
+    machine rather than of the service. How many jobs were in flight together follows from
     that throughput and `run_seconds`, and is reported from the jobs' own timestamps."""
     stack.emulator.reset()
     stack.emulator.configure(run_seconds=run_seconds, run_seconds_range=None)  # one duration for all
@@ -1098,7 +1073,7 @@ def run_load(
         for job_id in ids:
             if job_id not in finished:
                 job = http.request("GET", f"{stack.api_url}/v1/images/{job_id}", headers=headers).json()
-                if job["status"] in TERMINAL:
+                if job["status"] in TERMINAL_STATUSES:
                     finished[job_id] = {**job, "_seen": time.monotonic()}
         time.sleep(0.5)
     elapsed = time.monotonic() - began
@@ -1155,120 +1130,3 @@ def _percentiles(values: list[float]) -> dict:
 
 
 # --- the report ---------------------------------------------------------------------------------
-
-
-def start_stack() -> LocalStack:
-    return LocalStack(
-        api_port=0,
-        api_keys={DEV_API_KEY: "key-one", OTHER_KEY: "key-other"},
-        parameters={**PARAMETERS, "LogLevel": "ERROR"},
-        emulator_settings=EMULATOR,
-    ).start()
-
-
-def write_report() -> int:
-    stack = start_stack()
-    try:
-        outcomes = [run_scenario(stack, scenario) for scenario in SCENARIOS]
-        abuse, left = run_abuse(stack)
-        load = run_load(stack)
-    finally:
-        stack.stop()
-    REPORT.write_text(render(outcomes, abuse, left, load))
-    failures = [o for o in outcomes if o.problems()] + [a for a in abuse if not 400 <= a.status < 500]
-    print(f"wrote {REPORT}: {len(outcomes)} faults, {len(abuse)} hostile requests, {load['submitted']} concurrent jobs")
-    for outcome in failures:
-        print("  unexpected:", outcome)
-    load_broken = load["lost"] or load["accepted"] < load["submitted"] or load["failed"]
-    return 1 if failures or load_broken or left["upstream_calls"] or left["jobs_left"] else 0
-
-
-def render(outcomes: list[Outcome], abuse: list[AbuseResult], left: dict, load: dict) -> str:
-    lines = [
-        "# Reliability",
-        "",
-        f"Produced by `make reliability` (`python -m local reliability`) on {date.today().isoformat()}, against the",
-        "local stack: the real handlers and state machine, moto, and the Novita emulator playing each fault.",
-        "The same catalogue (`local/reliability.py`) runs as tests in `make test` (`tests/reliability`).",
-        f"Timings are with the test settings: deadline {DEADLINE_SECONDS} s (ExecutionTimeoutSeconds",
-        "{ExecutionTimeoutSeconds},".format(**PARAMETERS),
-        "PollTurnSeconds {PollTurnSeconds}), poll cap {MaxPolls},".format(**PARAMETERS),
-        "upstream read timeout {UpstreamReadTimeoutSeconds} s, {MaxConsecutiveUpstreamErrors} upstream errors "
-        "in a row.".format(**PARAMETERS),
-        "",
-        "## Upstream and AWS faults",
-        "",
-        "Each row is a test. It asserts the answer to POST, the job's end, its error code and message (every",
-        "failure names both); the upstream calls by endpoint, each exact or within a bound the scenario states",
-        "(so a retry loop that runs away fails it), and the connection attempts refused while the upstream was",
-        "down (the emulator stops listening and closes its connections for those rows); that the job's own",
-        f"`completed_at` is at most {DEADLINE_MARGIN_SECONDS:g} s after its `deadline_at` (one Wait of at least",
-        "1 s and one turn with a read that times out on every attempt; `DEADLINE_MARGIN_SECONDS`); exactly one",
-        "completion event for the job, of its status; that a succeeded job's stored object has the sha256, size",
-        "and content type its record and GET give, at the job's own key, and that a failed job stored nothing;",
-        "that a refused submit left no job record for its caller; that no other object was written; and, for",
-        "the AWS faults, that the injected fault went off once.",
-        "",
-        "| fault | decision | why | answer | job | error code | error message | upstream calls "
-        "(submit/poll/image) | connections refused | end - deadline (s) | s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for o in outcomes:
-        calls = f"{o.calls.get('submit', 0)}/{o.calls.get('result', 0)}/{o.calls.get('image', 0)}"
-        check = "" if not o.problems() else " **unexpected: " + "; ".join(o.problems()) + "**"
-        late = "-"
-        if o.record is not None and o.record.completed_at:
-            from zimage.clock import epoch_seconds
-
-            late = f"{epoch_seconds(o.record.completed_at) - epoch_seconds(o.record.deadline_at):+.1f}"
-        message = o.message.replace("|", "\\|") or "-"
-        lines.append(
-            f"| {o.scenario.name} | {o.scenario.decision} | {o.scenario.why} | {o.http_status} | {o.status or '-'} "
-            f"| {o.code or '-'} | {message} | {calls} | {o.calls.get('refused', 0)} | {late} "
-            f"| {o.seconds:.1f}{check} |"
-        )
-    lines += [
-        "",
-        "## Abuse and bad input",
-        "",
-        f"{len(abuse)} hostile or malformed requests over HTTP. Every one got a 4xx in the error model, naming",
-        "the field at fault when there was one (API Gateway's own 403 `Forbidden` only for a missing or unknown",
-        f"key); {left['upstream_calls']} upstream calls and {left['jobs_left']} jobs were left behind; the service "
-        f"{'made an image right after' if left['healthy_after'] else 'was NOT healthy after'}.",
-        "",
-        "| request | status | code | field |",
-        "|---|---|---|---|",
-        *[f"| {a.name} | {a.status} | {a.code} | {a.error.get('field') or '-'} |" for a in abuse],
-        "",
-        "## Load",
-        "",
-        f"{load['submitted']} jobs submitted at once from {load['clients']} threads, on this machine (2 cores),",
-        f"upstream generation 1 s. At most {load['peak_in_flight']} were in flight together (from the jobs' own",
-        "created_at and completed_at): the local stack runs every function in one interpreter and accepts a few",
-        "submits a second, so short jobs end while later ones are still submitted. `make bench` runs the same",
-        "load with jobs long enough for all of them to be in flight at once.",
-        "",
-        "| measure | value |",
-        "|---|---|",
-        *[f"| {name} | {json.dumps(value)} |" for name, value in load.items()],
-        "",
-        "## Limits on AWS, and what the service does at them",
-        "",
-        "- **The upstream's rate limit** (images per minute per model, not published) is the first bottleneck. A",
-        "  submit refused with 429 is retried once or twice inside the 29 s API budget, then answered 429 with",
-        "  `Retry-After`: nothing is created, nothing is queued, the caller decides. Polls that meet 429 back off",
-        "  in the workflow, which costs no Lambda time while it waits.",
-        "- **API Gateway**: 10,000 requests/s per account and region by default; each key's usage plan",
-        "  (`ApiRateLimit`, `ApiBurstLimit`, `ApiMonthlyQuota`) and the stage ceiling (`StageRateLimit`) shed",
-        "  load first, with 429s in the error model.",
-        "- **Lambda**: 1,000 concurrent executions per account by default. A job holds a Lambda only while it",
-        "  polls (at most twice `FastPollWindowSeconds` per turn), so 1,000 concurrency serves far more running jobs.",
-        "- **Step Functions**: the default Express workflow has far higher start-rate quotas than Standard and no",
-        "  state-transition quota. With `WorkflowType=STANDARD`, StartExecution is throttled at a bucket of 1,300",
-        "  and 300 refills/s in the large regions, and state transitions at 5,000/s with 800/s refill per account;",
-        "  a job uses 3 transitions when it ends within the first poll, plus 3 per Wait turn. Either way a refused",
-        "  start answers the client 503 `workflow_unavailable` with the job record removed.",
-        "- **DynamoDB on-demand** and **S3** scale past these numbers without settings.",
-        "",
-    ]
-    return "\n".join(lines) + "\n" + ON_AWS.read_text()
