@@ -25,6 +25,8 @@ from zimage.api.request import describe_validation_error
 from zimage.tracing import tracer
 
 MAX_BODY_BYTES = 64 * 1024
+DOCUMENT_TAG = "meta"
+DOCUMENT_OPERATION = "getOpenApiDocument"
 
 logger = Logger()
 metrics = Metrics()
@@ -36,7 +38,7 @@ def openapi_document() -> dict:
     """The OpenAPI 3 document, generated from the routes and their models."""
     # Imported here: building the OpenAPI models is a large part of a cold start
     # (docs/performance.md), and only this route needs them.
-    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
+    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server, Tag
 
     document = json.loads(
         app.get_openapi_json_schema(
@@ -44,8 +46,18 @@ def openapi_document() -> dict:
             version="1.0.0",
             summary="Text-to-image jobs on Novita's Z-Image-Turbo",
             description="Start a job with POST /v1/images, follow it with GET, download the image "
-            "through its presigned URL. Every call needs the x-api-key header.",
+            "through its presigned URL. Every call needs the x-api-key header, except GET /v1/openapi.json.",
             servers=[Server(url="/", description="this deployment")],
+            tags=[
+                Tag(
+                    name=image_routes.TAG,
+                    description="Image jobs: start one, follow it until it ends, list them, cancel one. "
+                    "Each job belongs to the API key that started it.",
+                ),
+                Tag(
+                    name=DOCUMENT_TAG, description="The API's description: this OpenAPI document, served without a key."
+                ),
+            ],
             security_schemes={"apiKey": APIKey(name="x-api-key", in_=APIKeyIn.header)},
             security=[{"apiKey": []}],
         )
@@ -57,10 +69,26 @@ def openapi_document() -> dict:
             operation["responses"].pop("422", None)
     for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
         document["components"]["schemas"].pop(unused, None)
+    # The document needs no key (template: ApiKeyRequired false). Powertools leaves out a route's
+    # empty security, which would leave the document-wide apiKey requirement on it.
+    document["paths"]["/v1/openapi.json"]["get"]["security"] = []
     return document
 
 
-@app.get("/v1/openapi.json", include_in_schema=False)
+@app.get(
+    "/v1/openapi.json",
+    operation_id=DOCUMENT_OPERATION,
+    tags=[DOCUMENT_TAG],
+    summary="This OpenAPI document",
+    description="The OpenAPI 3.1 document of this API, generated from its routes and models. No key needed.",
+    responses={
+        200: {
+            "description": "The OpenAPI 3.1 document",
+            "content": {"application/json": {"schema": {"type": "object", "required": ["openapi", "info", "paths"]}}},
+        },
+        **image_routes.STAGE_THROTTLED,
+    },
+)
 def get_openapi() -> Response[dict]:
     return json_response(200, openapi_document())
 

@@ -20,7 +20,7 @@ from pydantic import BeforeValidator
 from zimage import errors
 from zimage.api import request as api_inputs
 from zimage.api.request import CreateImageRequest
-from zimage.api.schemas import ErrorBody, GatewayMessage, JobPage, JobView, Status
+from zimage.api.schemas import ErrorBody, GatewayMessage, JobPage, JobStatus, JobView
 from zimage.api.submit import submit_job
 from zimage.jobs.events import announce
 from zimage.jobs.model import JOB_ID, Job
@@ -31,6 +31,9 @@ from zimage.workflow import sweeper
 from zimage.workflow.timing import stale_after_deadline_seconds
 
 ANSWER_MARGIN_SECONDS = 3.5
+# The document's tag for these routes; app.py describes it. Each route names its operationId,
+# which generated clients take as the method's name (create_image, get_image, ...).
+TAG = "images"
 
 logger = Logger(child=True)
 metrics = Metrics()
@@ -73,7 +76,15 @@ def _error(description: str, **extra: Any) -> dict[str, Any]:
 USAGE_PLAN = "The usage plan refused the call: `rate_limited` (rate or burst) or `quota_exceeded` (the monthly quota)"
 RATE_LIMIT_RETRY_AFTER = _retry_after("Seconds to wait before retrying (an hour on `quota_exceeded`).")
 
-# What any route can answer. 403 and 429 come from API Gateway before the function runs.
+# The stage's rate limit (template MethodSettings) covers every route, the open document's too.
+STAGE_THROTTLED: dict[int | str, dict[str, Any]] = {
+    429: _error(
+        "API Gateway's stage rate limit refused the call: `rate_limited`",
+        headers=_retry_after("Seconds to wait before retrying."),
+    )
+}
+
+# What any route that needs a key can answer. 403 and 429 come from API Gateway before the function runs.
 COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
     400: _error("Invalid request; `field` names what to fix"),
     403: {
@@ -124,6 +135,8 @@ def _query_value(parse: Callable[[str], Any]) -> BeforeValidator:
 
 @router.post(
     "/v1/images",
+    operation_id="createImage",
+    tags=[TAG],
     summary="Start an image job",
     responses={
         **_job_response(
@@ -193,6 +206,8 @@ def idempotent_start_job() -> Callable[..., dict]:
 
 @router.get(
     "/v1/images/<job_id>",
+    operation_id="getImage",
+    tags=[TAG],
     summary="Read a job",
     responses={
         **_job_response(
@@ -217,6 +232,8 @@ def get_image(
 
 @router.delete(
     "/v1/images/<job_id>",
+    operation_id="cancelImage",
+    tags=[TAG],
     summary="Cancel a job",
     responses={
         **_job_response(200, "The job: canceled, or as it was if it had ended"),
@@ -244,6 +261,8 @@ def cancel_image(job_id: Annotated[str, Path(description="The job's id, `img_...
 
 @router.get(
     "/v1/images",
+    operation_id="listImages",
+    tags=[TAG],
     summary="List the caller's jobs, newest first",
     responses={
         200: {
@@ -255,10 +274,10 @@ def cancel_image(job_id: Annotated[str, Path(description="The job's id, `img_...
     },
 )
 def list_images(
-    # Typed Status, not Status | None: absent means every status, and the document then shows the
-    # plain enum instead of allowing a null no query string can carry.
+    # Typed JobStatus, not JobStatus | None: absent means every status, and the document then refers
+    # to the plain enum instead of allowing a null no query string can carry.
     status: Annotated[
-        Status, _query_value(api_inputs.status_filter), Query(description="Only jobs in this status.")
+        JobStatus, _query_value(api_inputs.status_filter), Query(description="Only jobs in this status.")
     ] = None,
     limit: Annotated[
         int,

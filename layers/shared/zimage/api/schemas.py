@@ -6,11 +6,31 @@ API the time pydantic takes to build them (docs/performance.md)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypeAliasType
 
-Status = Literal["queued", "processing", "succeeded", "failed", "canceled"]
+# Named types: each becomes one component of the document that every use refers to, so a
+# generated client has one JobStatus enum rather than an inline enum per field or parameter.
+# (typing_extensions, which pydantic depends on: typing.TypeAliasType is Python 3.12+.)
+JobStatus = TypeAliasType(
+    "JobStatus",
+    Annotated[
+        Literal["queued", "processing", "succeeded", "failed", "canceled"],
+        Field(description="queued -> processing -> succeeded | failed | canceled; the last three are final."),
+    ],
+)
+WebhookState = TypeAliasType(
+    "WebhookState",
+    Annotated[
+        Literal["pending", "delivered", "failed"],
+        Field(description="Where the webhook's delivery stands; delivered and failed are final."),
+    ],
+)
+# The API answers times as ISO 8601 strings in UTC with milliseconds (2026-11-24T06:00:00.000Z);
+# the format only tells clients to read them as date-times. The value stays the string.
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 
 
 class DocumentedModel(BaseModel):
@@ -21,7 +41,7 @@ class ImageView(DocumentedModel):
     url: str | None = Field(
         default=None, description="Presigned GET URL, made at this read; absent once kept_until has passed."
     )
-    expires_at: str | None = Field(
+    expires_at: Timestamp | None = Field(
         default=None, description="When the URL stops working (ISO 8601, UTC), never after kept_until."
     )
     content_type: Literal["image/jpeg", "image/png", "image/webp"]
@@ -29,7 +49,7 @@ class ImageView(DocumentedModel):
     height: int
     bytes: int
     sha256: str
-    kept_until: str | None = Field(
+    kept_until: Timestamp | None = Field(
         default=None,
         description="The stored image is kept at least until then (ImageRetentionDays after it was made, "
         "ISO 8601, UTC); after it, the job keeps these facts but no URL.",
@@ -43,23 +63,23 @@ class JobErrorView(DocumentedModel):
 
 class WebhookView(DocumentedModel):
     url: str
-    state: Literal["pending", "delivered", "failed"]
+    state: WebhookState
     attempts: int = Field(ge=0)
     last_status: int | None = Field(default=None, description="The receiver's last HTTP status.")
     last_error: str | None = None
-    last_attempt_at: str | None = None
-    delivered_at: str | None = None
+    last_attempt_at: Timestamp | None = None
+    delivered_at: Timestamp | None = None
 
 
 class JobView(DocumentedModel):
     id: str = Field(examples=["img_01JD3Z5Q4W8V7N2K6M9P0R1S2T"])
-    status: Status
+    status: JobStatus
     prompt: str
     size: str = Field(examples=["1024*768"])
     seed: int = Field(description="The seed used, once the upstream reports it; -1 until then if random.")
-    created_at: str
-    updated_at: str
-    completed_at: str | None = Field(default=None, description="When the job ended.")
+    created_at: Timestamp
+    updated_at: Timestamp
+    completed_at: Timestamp | None = Field(default=None, description="When the job ended.")
     progress: int | None = Field(default=None, ge=0, le=100, description="While running, when known.")
     eta_seconds: int | None = Field(
         default=None, ge=0, description="While running, when known: the upstream's eta, counted down since it was read."
