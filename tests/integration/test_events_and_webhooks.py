@@ -312,13 +312,7 @@ def test_events_eventbridge_keeps_refusing_are_sent_later_by_the_sweeper(stack, 
         assert jobs.get(job_id).active_shard is not None
 
     # WHEN the sweep runs after the jobs' deadlines
-    for job_id in (succeeded, failed):
-        jobs._table.update_item(
-            Key={"job_id": job_id},
-            UpdateExpression="SET deadline_at = :past",
-            ExpressionAttributeValues={":past": "2026-01-01T00:00:00.000Z"},
-        )
-    answer, error = stack.invoke("SweeperFunction", "{}")
+    answer, error = sweep_past_deadlines(stack, succeeded, failed)
 
     # THEN each event goes out once, and the jobs leave the index
     assert error is None and json.loads(answer)["announced_late"] >= 2
@@ -353,12 +347,7 @@ def test_a_turn_that_outlives_its_execution_still_yields_the_jobs_event(stack, a
     assert jobs.get(job_id).active_shard is not None
 
     # WHEN the sweeper runs once the execution's time has passed
-    jobs._table.update_item(
-        Key={"job_id": job_id},
-        UpdateExpression="SET deadline_at = :past",
-        ExpressionAttributeValues={":past": "2026-01-01T00:00:00.000Z"},
-    )
-    answer, error = stack.invoke("SweeperFunction", "{}")
+    answer, error = sweep_past_deadlines(stack, job_id)
 
     # THEN the job's event goes out, about that job, and the job leaves the index
     assert error is None and json.loads(answer)["announced_late"] >= 1
@@ -369,3 +358,16 @@ def test_a_turn_that_outlives_its_execution_still_yields_the_jobs_event(stack, a
         "succeeded",
     )
     assert jobs.get(job_id).active_shard is None
+
+
+def sweep_past_deadlines(stack, *job_ids: str) -> tuple[bytes, str | None]:
+    """Move the jobs' deadlines into the past, then run the sweeper as its schedule would."""
+    from zimage.runtime import shared_runtime
+
+    for job_id in job_ids:
+        shared_runtime().jobs._table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression="SET deadline_at = :past",
+            ExpressionAttributeValues={":past": "2026-01-01T00:00:00.000Z"},
+        )
+    return stack.invoke("SweeperFunction", "{}")
