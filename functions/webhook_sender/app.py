@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from zimage.runtime import shared_runtime
 from zimage.tracing import tracer
-from zimage.webhooks.delivery import DeliveryFailed, deliver_completion
+from zimage.webhooks.delivery import DeliveryDependencies, DeliveryFailed, deliver_completion
 
 logger = Logger()
 metrics = Metrics()
@@ -32,7 +32,7 @@ def deliver_record(record: dict) -> None:
     outcome = deliver_completion(
         event,
         attempt=int(record["attributes"]["ApproximateReceiveCount"]),
-        runtime=runtime,
+        deps=DeliveryDependencies.from_runtime(runtime),
         delay_retry=delay_retry,
     )
     metrics.add_metric(name=f"Webhooks{outcome.title().replace(' ', '')}", unit=MetricUnit.Count, value=1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import urllib3
 from aws_lambda_powertools import Logger
@@ -136,25 +136,51 @@ def retry_delay_seconds(attempt: int, base_seconds: int) -> int:
     return min(MAX_RETRY_DELAY_SECONDS, base_seconds * 2 ** max(0, attempt - 1))
 
 
+if TYPE_CHECKING:
+    from zimage.images.store import ImageStore
+    from zimage.jobs.store import JobStore
+
 logger = Logger(child=True)
 
 
 DELIVERED, PENDING, FAILED = "delivered", "pending", "failed"
 
 
+class DeliveryDependencies(NamedTuple):
+    """What delivering a completion needs, made from the function's runtime (as the poll step's)."""
+
+    jobs: JobStore
+    images: ImageStore
+    signer: Callable[[], object]  # a Standard Webhooks signer with the deployment's secret
+    presigned_url_seconds: int
+    allow_loopback: bool
+    timeout_seconds: float
+    max_attempts: int
+    retry_base_seconds: int
+    deliver_to: Callable[..., int] = deliver
+
+    @classmethod
+    def from_runtime(cls, runtime: Any) -> DeliveryDependencies:
+        settings = runtime.settings
+        return cls(
+            jobs=runtime.jobs,
+            images=runtime.images,
+            signer=runtime.webhook_signer,
+            presigned_url_seconds=settings.presigned_url_seconds,
+            allow_loopback=settings.allow_loopback_webhooks,
+            timeout_seconds=settings.webhook_timeout_seconds,
+            max_attempts=settings.webhook_max_attempts,
+            retry_base_seconds=settings.webhook_retry_base_seconds,
+        )
+
+
 def deliver_completion(
-    event: dict,
-    *,
-    attempt: int,
-    runtime: Any,
-    delay_retry: Callable[[int], None],
-    deliver_to: Callable[..., int] = deliver,
+    event: dict, *, attempt: int, deps: DeliveryDependencies, delay_retry: Callable[[int], None]
 ) -> str:
     """Deliver the job named by a completion event; returns what happened, or raises
     DeliveryFailed when the attempt should be retried."""
-    settings = runtime.settings
     job_id = event["detail"]["id"]
-    job = runtime.jobs.get(job_id)
+    job = deps.jobs.get(job_id)
     if job is None or job.webhook is None:
         logger.warning("no webhook to deliver", extra={"job_id": job_id})
         return "skipped"
@@ -163,21 +189,21 @@ def deliver_completion(
     payload = {
         "type": f"image.{job.status}",
         "timestamp": iso(utc_now()),
-        "data": job_view(job, runtime.images, settings.presigned_url_seconds),
+        "data": job_view(job, deps.images, deps.presigned_url_seconds),
     }
     now = iso(utc_now())
     try:
-        status = deliver_to(
+        status = deps.deliver_to(
             job.webhook.url,
             msg_id=message_id(job_id),
             payload=payload,
-            signer=runtime.webhook_signer(),
-            allow_loopback=settings.allow_loopback_webhooks,
-            timeout_seconds=settings.webhook_timeout_seconds,
+            signer=deps.signer(),
+            allow_loopback=deps.allow_loopback,
+            timeout_seconds=deps.timeout_seconds,
         )
     except DeliveryFailed as exc:
-        last = not exc.retryable or attempt >= settings.webhook_max_attempts
-        runtime.jobs.record_webhook(
+        last = not exc.retryable or attempt >= deps.max_attempts
+        deps.jobs.record_webhook(
             job_id,
             state=FAILED if last else PENDING,
             attempts=attempt,
@@ -189,9 +215,9 @@ def deliver_completion(
         if not exc.retryable:
             return "refused"  # the URL itself is refused now: no retry, nothing for the dead-letter queue
         # The last attempt's message comes back at once, so the redrive moves it to the DLQ.
-        delay_retry(0 if last else retry_delay_seconds(attempt, settings.webhook_retry_base_seconds))
+        delay_retry(0 if last else retry_delay_seconds(attempt, deps.retry_base_seconds))
         raise
-    runtime.jobs.record_webhook(
+    deps.jobs.record_webhook(
         job_id,
         state=DELIVERED,
         attempts=attempt,
