@@ -456,7 +456,8 @@ def _percentile(values: list[float], q: int) -> float:
 COUNTER = CallCounter()
 
 
-def write_results() -> int:
+def measure() -> dict:
+    """Run every measurement on a fresh local stack; the results as bench/results.json keeps them."""
     stack = LocalStack(
         api_port=0,
         api_keys={DEV_API_KEY: "key-one"},
@@ -548,9 +549,4 @@ def write_results() -> int:
         },
         "measured_on": date.today().isoformat(),
     }
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    from bench.report import REPORT, render  # the report reads this module's settings
-
-    REPORT.write_text(render(results))
-    print(json.dumps(results, indent=2))
-    return 0
+    return results
