@@ -11,13 +11,15 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypeAliasType
 
+from zimage.jobs.model import STATUSES
+
 # Named types: each becomes one component of the document that every use refers to, so a
 # generated client has one JobStatus enum rather than an inline enum per field or parameter.
 # (typing_extensions, which pydantic depends on: typing.TypeAliasType is Python 3.12+.)
 JobStatus = TypeAliasType(
     "JobStatus",
     Annotated[
-        Literal["queued", "processing", "succeeded", "failed", "canceled"],
+        Literal[STATUSES],  # the job model's own, so the two cannot drift
         Field(description="queued -> processing -> succeeded | failed | canceled; the last three are final."),
     ],
 )
