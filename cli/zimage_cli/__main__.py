@@ -1,6 +1,6 @@
 """zimage generate | status | list | cancel: the image service from a terminal.
 
-    zimage generate "a red fox in snow" --size 1024*768 --seed 7 -o fox.jpg
+    zimage generate "a red fox in snow" --size '1024*768' --seed 7 -o fox.jpg
     zimage status img_01...          zimage list --status succeeded --json
     zimage cancel img_01...
 
