@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="make one image through the HTTP API and save it")
     demo.add_argument("--prompt", default=os.environ.get("PROMPT") or "a red fox in snow, watercolor")
     demo.add_argument("--size", default=os.environ.get("SIZE") or "1024*768")
-    demo.add_argument("--seed", type=int, default=int(os.environ.get("SEED") or 7))
+    # No SEED: a new picture each run, its seed printed so that SEED=... draws it again.
+    demo.add_argument("--seed", type=int, default=int(os.environ["SEED"]) if os.environ.get("SEED") else None)
     # A string, not a Path: a trailing slash ("pics/") names a folder, and Path would drop it.
     demo.add_argument("--out", default=os.environ.get("OUT") or "out/", help="file or folder/ (default out/)")
     demo.add_argument("--timeout", type=float, default=120)
