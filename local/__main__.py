@@ -98,7 +98,7 @@ Try it:
   curl -s -X POST {stack.api_url}/v1/images -H 'x-api-key: {api_key}' \\
        -H 'Content-Type: application/json' -d '{{"prompt": "a red fox in snow", "size": "1024*768"}}'
   curl -s {stack.api_url}/v1/images/<id> -H 'x-api-key: {api_key}'
-  ZIMAGE_URL={stack.api_url} ZIMAGE_API_KEY={api_key} .venv/bin/zimage generate "a lighthouse at dusk" -o out/
+  ZIMAGE_URL={stack.api_url} ZIMAGE_API_KEY={api_key} .venv/bin/zimage generate "a lighthouse at dusk"
   make demo PROMPT="a lighthouse at dusk"{demo_port}
 
 Webhooks: "webhook_url" may point at a receiver on 127.0.0.1 here; deliveries are signed

@@ -1,6 +1,6 @@
 """zimage generate | status | list | cancel: the image service from a terminal.
 
-    zimage generate "a red fox in snow" --size '1024*768' --seed 7 -o fox.jpg
+    zimage generate "a red fox in snow" --size '1024*768' --seed 7     # saves out/<job id>.jpg
     zimage status img_01...          zimage list --status succeeded --json
     zimage cancel img_01...
 
@@ -28,6 +28,8 @@ from zimage_cli.client import ApiError, ImageApi
 LOCAL_URL = "http://127.0.0.1:3000"
 LOCAL_KEY = "zimage-local-dev-key"
 EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+# Where an image goes without -o, relative to the current folder: pictures gather in one place.
+DEFAULT_FOLDER = Path("out")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,7 +85,7 @@ def generate(api: ImageApi, args: argparse.Namespace) -> int:
         return 1
     image = job["image"]
     name = f"{job['id']}.{EXTENSIONS.get(image['content_type'], 'img')}"
-    path = Path(args.output or name)
+    path = Path(args.output) if args.output else DEFAULT_FOLDER / name
     # A trailing slash names a folder that may not exist yet (Path would drop the slash).
     if args.output and (args.output.endswith(("/", os.sep)) or path.is_dir()):
         path = path / name
@@ -181,7 +183,7 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("prompt")
     make.add_argument("--size", help="W*H, each side 256..1536 (default 1024*1024)")
     make.add_argument("--seed", type=int, help="-1..2147483647 (default -1: random)")
-    make.add_argument("-o", "--output", help="file or folder/ to save to (default ./<job id>.<ext>)")
+    make.add_argument("-o", "--output", help="file or folder/ to save to (default out/<job id>.<ext>)")
     make.add_argument("--timeout", type=float, default=600, help="seconds to follow the job (default 600)")
     make.add_argument("--idempotency-key", help="reuse to make a retried submit return the same job")
     make.add_argument("--no-wait", action="store_true", help="print the job and exit")

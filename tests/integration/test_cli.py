@@ -46,6 +46,17 @@ def test_generate_into_a_folder_that_does_not_exist_yet_creates_it(stack, emulat
     assert (tmp_path / "images" / f"{job['id']}.jpg").is_file()
 
 
+def test_generate_without_o_saves_into_out_under_the_current_folder(stack, emulator, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no out/ here yet
+
+    code, out, _ = run(stack, capsys, "generate", "a red fox", "--json")
+
+    job = json.loads(out)
+    assert code == 0
+    assert job["saved_to"] == f"out/{job['id']}.jpg"
+    assert (tmp_path / "out" / f"{job['id']}.jpg").is_file()
+
+
 def test_a_failed_job_exits_1_with_its_reason(stack, emulator, capsys, tmp_path):
     emulator.configure(outcome="fail", fail_reason="refused by the model")
 
