@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="make one image through the HTTP API and save it")
     demo.add_argument("--prompt", default=os.environ.get("PROMPT") or "a red fox in snow, watercolor")
     demo.add_argument("--size", default=os.environ.get("SIZE") or "1024*768")
-    demo.add_argument("--seed", type=int, default=int(os.environ.get("SEED") or 7))
+    # No SEED: a new picture each run, its seed printed so that SEED=... draws it again.
+    demo.add_argument("--seed", type=int, default=int(os.environ["SEED"]) if os.environ.get("SEED") else None)
     # A string, not a Path: a trailing slash ("pics/") names a folder, and Path would drop it.
     demo.add_argument("--out", default=os.environ.get("OUT") or "out/", help="file or folder/ (default out/)")
     demo.add_argument("--timeout", type=float, default=120)
@@ -85,7 +86,7 @@ Try it:
   curl -s -X POST {stack.api_url}/v1/images -H 'x-api-key: {api_key}' \\
        -H 'Content-Type: application/json' -d '{{"prompt": "a red fox in snow", "size": "1024*768"}}'
   curl -s {stack.api_url}/v1/images/<id> -H 'x-api-key: {api_key}'
-  ZIMAGE_URL={stack.api_url} ZIMAGE_API_KEY={api_key} .venv/bin/zimage generate "a lighthouse at dusk" -o out/
+  ZIMAGE_URL={stack.api_url} ZIMAGE_API_KEY={api_key} .venv/bin/zimage generate "a lighthouse at dusk"
   make demo PROMPT="a lighthouse at dusk"{demo_port}
 
 Webhooks: "webhook_url" may point at a receiver on 127.0.0.1 here; deliveries are signed

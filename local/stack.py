@@ -25,6 +25,7 @@ import threading
 import time
 import traceback
 import uuid
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from typing import Any
 from unittest import mock
 
 import boto3
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
@@ -256,6 +258,7 @@ class LocalStack:
             patch.start()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
         _quiet_handled_workflow_failures()
+        _quiet_empty_metrics_warnings()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
         self._moto.start()
 
@@ -452,6 +455,7 @@ class LocalStack:
                 timeout=int(resolver.resolve(props.get("Timeout", function_globals.get("Timeout", 3)))),
                 arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical}",
             )
+        self._patches.extend(ThreadLogKeys.install())
         from zimage.runtime import shared_runtime
 
         shared_runtime().warm()
@@ -623,6 +627,71 @@ def _dispatcher(stack: LocalStack) -> Any:
         return payload
 
     return invoke
+
+
+class ThreadLogKeys(LambdaPowertoolsFormatter):
+    """A Powertools formatter whose keys belong to the thread that set them.
+
+    Every function's `Logger()` is the same logging.Logger (named after POWERTOOLS_SERVICE_NAME),
+    with one handler and one formatter, and `inject_lambda_context` puts the invocation's keys
+    (function_name, request id, correlation id...) on that formatter. On AWS a process runs one
+    function, one invocation at a time; here each invocation runs on a thread of its own, so
+    without this the last one to start would name itself in every other's lines."""
+
+    _template: dict
+    _threads: threading.local
+
+    @property
+    def log_format(self) -> dict:
+        keys = getattr(self._threads, "keys", None)
+        if keys is None:  # a thread's first line: the keys the logger was configured with
+            keys = self._threads.keys = dict(self._template)
+        return keys
+
+    @log_format.setter
+    def log_format(self, keys: dict) -> None:
+        self._threads.keys = keys
+
+    @classmethod
+    def install(cls) -> list[Restore]:
+        """Put one in place of each Powertools logger's formatter; each Restore puts it back."""
+        restores = []
+        for logger in list(logging.Logger.manager.loggerDict.values()):
+            handler = getattr(logger, "powertools_handler", None)
+            shared = getattr(handler, "formatter", None)
+            if type(shared) is not LambdaPowertoolsFormatter:  # already replaced, or not Powertools'
+                continue
+            per_thread = cls.__new__(cls)
+            per_thread.__dict__.update(shared.__dict__)
+            per_thread._template = per_thread.__dict__.pop("log_format")
+            per_thread._threads = threading.local()
+            per_thread.update_formatter = per_thread.append_keys  # the alias was bound to `shared`
+            handler.setFormatter(per_thread)
+            restores.append(Restore(handler.setFormatter, shared))
+        return restores
+
+
+@dataclass
+class Restore:
+    """One undo in the stack's list of patches: `stop()` calls `undo(value)`."""
+
+    undo: Any
+    value: Any
+
+    def stop(self) -> None:
+        self.undo(self.value)
+
+
+def _quiet_empty_metrics_warnings() -> None:
+    """Metrics are off here (POWERTOOLS_METRICS_DISABLED), yet Powertools warns "No application
+    metrics to publish" after an invocation that added none (a GET, say): a UserWarning in
+    `make run`'s output. Only that warning, and only from Powertools' metrics."""
+    warnings.filterwarnings(
+        "ignore",
+        message="No application metrics to publish",
+        category=UserWarning,
+        module=r"aws_lambda_powertools\.metrics\.",
+    )
 
 
 def _unless_a_handled_failure(record: logging.LogRecord) -> bool:

@@ -1,7 +1,7 @@
 """zimage generate | status | list | cancel: the image service from a terminal.
 
-    zimage generate "a red fox in snow" --size 1024*768 --seed 7 -o fox.jpg
-    zimage status img_01...          zimage list --status succeeded --json
+    zimage generate "a red fox in snow" --size '1024*768' --seed 7     # saves out/<job id>.jpg
+    zimage status img_01...          zimage list --status succeeded --urls
     zimage cancel img_01...
 
 --url / ZIMAGE_URL picks the deployment (default http://127.0.0.1:3000, the local stack),
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 import uuid
@@ -27,7 +28,10 @@ from zimage_cli.client import ApiError, ImageApi
 
 LOCAL_URL = "http://127.0.0.1:3000"
 LOCAL_KEY = "zimage-local-dev-key"
+MIN_PROMPT = 10  # characters of the prompt `zimage list` shows however narrow the terminal
 EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+# Where an image goes without -o, relative to the current folder: pictures gather in one place.
+DEFAULT_FOLDER = Path("out")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,7 +87,7 @@ def generate(api: ImageApi, args: argparse.Namespace) -> int:
         return 1
     image = job["image"]
     name = f"{job['id']}.{EXTENSIONS.get(image['content_type'], 'img')}"
-    path = Path(args.output or name)
+    path = Path(args.output) if args.output else DEFAULT_FOLDER / name
     # A trailing slash names a folder that may not exist yet (Path would drop the slash).
     if args.output and (args.output.endswith(("/", os.sep)) or path.is_dir()):
         path = path / name
@@ -120,7 +124,8 @@ def status(api: ImageApi, args: argparse.Namespace) -> int:
 
 def list_jobs(api: ImageApi, args: argparse.Namespace) -> int:
     page = api.list(status=args.status, limit=args.limit, cursor=args.cursor)
-    text = "\n".join(_line(job) for job in page["items"]) or "no jobs"
+    width = shutil.get_terminal_size().columns
+    text = "\n".join(_row(job, width, urls=args.urls) for job in page["items"]) or "no jobs"
     if page.get("next_cursor"):
         text += f"\nmore: --cursor {page['next_cursor']}"
     _emit(args, page, text)
@@ -140,6 +145,19 @@ def _line(job: dict) -> str:
     detail = job.get("image", {}).get("url") or (job.get("error") or {}).get("message") or ""
     prompt = job["prompt"][:40]
     return f"{job['id']}  {job['status']:<10} {job['size']:<9} {job['created_at']}  {prompt!r}  {detail}".rstrip()
+
+
+def _row(job: dict, width: int, *, urls: bool = False) -> str:
+    """A job of `zimage list` on one line that fits `width` columns (80 leave the prompt 10): id,
+    status, size, when it was made (UTC, to the minute) and as much of the prompt as there is room
+    for. The presigned URL is hundreds of characters long; it comes only with --urls."""
+    start = f"{job['id']} {job['status']:<10} {job['size']:<9} {job['created_at'][:16].replace('T', ' ')} "
+    prompt = " ".join(job["prompt"].split())  # one line, even for a prompt with line breaks
+    room = max(MIN_PROMPT, width - len(start) - 1)  # the last column left free: some terminals wrap there
+    if len(prompt) > room:
+        prompt = prompt[: room - 3] + "..."
+    url = job.get("image", {}).get("url") if urls else None
+    return f"{start}{prompt}" + (f"  {url}" if url else "")
 
 
 def _emit(args: argparse.Namespace, data: dict, text: str, stream=None) -> None:
@@ -181,7 +199,7 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("prompt")
     make.add_argument("--size", help="W*H, each side 256..1536 (default 1024*1024)")
     make.add_argument("--seed", type=int, help="-1..2147483647 (default -1: random)")
-    make.add_argument("-o", "--output", help="file or folder/ to save to (default ./<job id>.<ext>)")
+    make.add_argument("-o", "--output", help="file or folder/ to save to (default out/<job id>.<ext>)")
     make.add_argument("--timeout", type=float, default=600, help="seconds to follow the job (default 600)")
     make.add_argument("--idempotency-key", help="reuse to make a retried submit return the same job")
     make.add_argument("--no-wait", action="store_true", help="print the job and exit")
@@ -195,6 +213,7 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--status", choices=["queued", "processing", "succeeded", "failed", "canceled"])
     listing.add_argument("--limit", type=int)
     listing.add_argument("--cursor")
+    listing.add_argument("--urls", action="store_true", help="end each succeeded job's line with its image URL")
     listing.set_defaults(run=list_jobs)
 
     stop = commands.add_parser("cancel", parents=[common], help="cancel a job that has not ended")

@@ -46,6 +46,42 @@ def test_generate_into_a_folder_that_does_not_exist_yet_creates_it(stack, emulat
     assert (tmp_path / "images" / f"{job['id']}.jpg").is_file()
 
 
+def test_generate_without_o_saves_into_out_under_the_current_folder(stack, emulator, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no out/ here yet
+
+    code, out, _ = run(stack, capsys, "generate", "a red fox", "--json")
+
+    job = json.loads(out)
+    assert code == 0
+    assert job["saved_to"] == f"out/{job['id']}.jpg"
+    assert (tmp_path / "out" / f"{job['id']}.jpg").is_file()
+
+
+def test_list_shows_one_short_line_per_job_and_the_url_only_when_asked(stack, emulator, capsys, monkeypatch):
+    # GIVEN a succeeded job with a long prompt, listed in an 80-column terminal
+    monkeypatch.setenv("COLUMNS", "80")
+    prompt = "a red fox in deep snow under a low winter sun,\nwatercolor on rough paper, wide margins"
+    _, out, _ = run(stack, capsys, "generate", prompt, "--size", "512*384", "--json", "-o", "/dev/null")
+    job = json.loads(out)
+
+    # WHEN the jobs are listed
+    code, listed, _ = run(stack, capsys, "list", "--limit", "5")
+
+    # THEN each job is one line that fits: id, status, size, creation minute and the prompt's start
+    line = next(line for line in listed.splitlines() if line.startswith(job["id"]))
+    assert code == 0
+    assert all(len(line) < 80 for line in listed.splitlines())
+    assert line.split()[1:5] == ["succeeded", "512*384", *job["created_at"][:16].split("T")]
+    assert line.endswith("...") and line.split(maxsplit=5)[5][:-3] in " ".join(prompt.split())
+    assert "http" not in listed
+    # and --urls adds the image's URL, --json gives the whole page
+    urls = run(stack, capsys, "list", "--limit", "5", "--urls")[1]
+    url = next(line for line in urls.splitlines() if line.startswith(job["id"])).split()[-1]
+    assert url.startswith("http") and f"/{job['id']}.jpg?" in url  # signed anew at each read
+    page = json.loads(run(stack, capsys, "list", "--limit", "5", "--json")[1])
+    assert next(item for item in page["items"] if item["id"] == job["id"])["image"]["url"].startswith("http")
+
+
 def test_a_failed_job_exits_1_with_its_reason(stack, emulator, capsys, tmp_path):
     emulator.configure(outcome="fail", fail_reason="refused by the model")
 

@@ -66,4 +66,5 @@ def test_the_demo_starts_its_own_stack_and_a_novita_key_alone_keeps_the_emulator
     assert done.returncode == 0, done.stdout + done.stderr
     assert "starting one in this process" in done.stdout
     assert "timings: accepted" in done.stdout
+    assert "picked at random: SEED=" in done.stdout  # no SEED: a random one, said aloud
     assert [Image.open(path).size for path in tmp_path.iterdir()] == [(256, 256)]

@@ -8,33 +8,53 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 
 import urllib3
 
-from local.stack import free_port
+from local.stack import DEV_API_KEY, free_port
 from tests.conftest import ROOT
+
+Call = Callable[..., urllib3.BaseHTTPResponse]
+
+
+@contextmanager
+def make_run(tmp_path: Path, **env: str) -> Iterator[tuple[Call, Path]]:
+    """`python -m local run` on a free port until its banner is out; then (call, its output's
+    file). It is stopped as Ctrl-C would, and must exit 0."""
+    port = free_port()
+    environment = {**os.environ, "PORT": str(port), "PYTHONPATH": str(ROOT), **env}
+    environment.pop("NOVITA_BASE_URL", None)
+    output = tmp_path / "run.log"
+    log = output.open("w+")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "local", "run"], env=environment, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def call(method: str, path: str, key: str, body: dict | None = None) -> urllib3.BaseHTTPResponse:
+        headers = {"x-api-key": key, "Content-Type": "application/json"}
+        return urllib3.request(method, url + path, headers=headers, body=json.dumps(body) if body else None)
+
+    try:
+        deadline = time.monotonic() + 60
+        while "Ctrl-C stops it." not in output.read_text():
+            assert server.poll() is None and time.monotonic() < deadline, output.read_text()
+            time.sleep(0.2)
+        yield call, output
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+        log.close()
 
 
 def test_make_run_serves_several_keys_and_each_sees_only_its_own_jobs(tmp_path):
     # GIVEN the local stack started with two keys
-    port = free_port()
-    env = {**os.environ, "PORT": str(port), "API_KEY": "key-one, key-two", "PYTHONPATH": str(ROOT)}
-    env.pop("NOVITA_BASE_URL", None)
-    log = (tmp_path / "run.log").open("w+")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "local", "run"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while "Ctrl-C stops it." not in (tmp_path / "run.log").read_text():
-            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "run.log").read_text()
-            time.sleep(0.2)
-        banner = (tmp_path / "run.log").read_text()
-        url = f"http://127.0.0.1:{port}"
-
-        def call(method: str, path: str, key: str, body: dict | None = None) -> urllib3.BaseHTTPResponse:
-            headers = {"x-api-key": key, "Content-Type": "application/json"}
-            return urllib3.request(method, url + path, headers=headers, body=json.dumps(body) if body else None)
+    with make_run(tmp_path, API_KEY="key-one, key-two") as (call, output):
+        banner = output.read_text()
 
         # WHEN the first key makes a job
         made = call("POST", "/v1/images", "key-one", {"prompt": "a red fox", "size": "256*256"})
@@ -47,7 +67,36 @@ def test_make_run_serves_several_keys_and_each_sees_only_its_own_jobs(tmp_path):
         assert call("GET", f"/v1/images/{job_id}", "key-two").status == 404
         assert call("GET", "/v1/images", "key-two").json()["items"] == []
         assert call("GET", "/v1/images", "key-three").status == 403
-    finally:
-        server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=30) == 0
-        log.close()
+
+
+def test_make_run_prints_no_warnings_and_each_line_names_its_own_function(tmp_path):
+    with make_run(tmp_path) as (call, output):
+        # WHEN a first call counts nothing (Powertools warned of it), then jobs run at the same time
+        assert call("GET", "/v1/images", DEV_API_KEY).status == 200
+
+        def one_job(seed: int) -> str:
+            job = call("POST", "/v1/images", DEV_API_KEY, {"prompt": "a red fox", "size": "256*256", "seed": seed})
+            deadline = time.monotonic() + 30
+            while (status := call("GET", f"/v1/images/{job.json()['id']}", DEV_API_KEY).json()["status"]) in (
+                "queued",
+                "processing",
+            ):
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            return status
+
+        with ThreadPoolExecutor(6) as pool:
+            assert list(pool.map(one_job, range(6))) == ["succeeded"] * 6
+
+    # THEN the output is the banner and JSON lines, no warning, each line from the function it names
+    printed = output.read_text()
+    assert "Warning" not in printed, printed
+    lines = [json.loads(line) for line in printed.splitlines() if line.startswith("{")]
+    writers = {"job started": "ApiFunction", "image stored": "PollFunction"}  # each logged by one function only
+    assert [(line["message"], line["function_name"]) for line in lines if line["message"] in writers] == [
+        (line["message"], writers[line["message"]]) for line in lines if line["message"] in writers
+    ]
+    assert (
+        sorted(line["message"] for line in lines if line["message"] in writers)
+        == ["image stored"] * 6 + ["job started"] * 6
+    )
