@@ -408,6 +408,114 @@ def test_an_intrinsic_the_local_stack_cannot_resolve_is_refused_not_passed_on():
         Resolver(TEMPLATE, {}).resolve({"Fn::FindInMap": ["Map", "Key", "Value"]})
 
 
+# --- concurrency: reservations the API cannot take, and the alarm when the workflow is short ----
+# The local stack runs every handler in one process and cannot throttle; these pin the template.
+
+TOPIC = "arn:aws:sns:us-east-1:123456789012:ops"
+
+
+def reservations(monkeypatch, **parameters: object) -> dict[str, int]:
+    """Each function's ReservedConcurrentExecutions as CloudFormation sets it from the expanded
+    template (SAM passes the Fn::If on; the local resolver evaluates it as CloudFormation does)."""
+    resolver = Resolver(TEMPLATE, parameters)
+    found = {}
+    for name, spec in expand(monkeypatch, **parameters).items():
+        if spec["Type"] == "AWS::Lambda::Function" and "ReservedConcurrentExecutions" in spec["Properties"]:
+            value = resolver.resolve({"value": spec["Properties"]["ReservedConcurrentExecutions"]})
+            if "value" in value:
+                found[name] = int(value["value"])
+    return found
+
+
+def test_no_function_reserves_concurrency_by_default(monkeypatch):
+    """A reservation must leave the account 100 unreserved executions; a new account has 10."""
+    parameters = TEMPLATE["Parameters"]
+
+    assert (parameters["ApiMaxConcurrency"]["Default"], parameters["WorkflowReservedConcurrency"]["Default"]) == (0, 0)
+    assert reservations(monkeypatch) == {}
+    assert reservations(monkeypatch, ApiMaxConcurrency=0, WorkflowReservedConcurrency=0) == {}
+
+
+@pytest.mark.parametrize(
+    ("parameters", "expected"),
+    [
+        ({"ApiMaxConcurrency": 50}, {"ApiFunction": 50}),
+        ({"WorkflowReservedConcurrency": 20}, {"PollFunction": 20, "RecordFailureFunction": 20}),
+        (
+            {"ApiMaxConcurrency": 50, "WorkflowReservedConcurrency": 20},
+            {"ApiFunction": 50, "PollFunction": 20, "RecordFailureFunction": 20},
+        ),
+    ],
+)
+def test_each_reservation_goes_to_the_functions_it_names_and_no_other(monkeypatch, parameters, expected):
+    assert reservations(monkeypatch, **parameters) == expected
+
+
+def test_the_concurrency_parameters_say_why_they_are_off_by_default():
+    for name in ("ApiMaxConcurrency", "WorkflowReservedConcurrency"):
+        spec = TEMPLATE["Parameters"][name]
+        assert (spec["Type"], spec["MinValue"]) == ("Number", 0)
+        assert "100 executions" in spec["Description"] and "new account" in spec["Description"]
+
+
+@pytest.mark.parametrize(
+    ("parameters", "expected", "refused"),
+    [
+        ({}, {"CapApiConcurrency": False, "ReserveWorkflowConcurrency": False}, None),
+        (
+            {"ApiMaxConcurrency": 50, "WorkflowReservedConcurrency": "20"},
+            {"CapApiConcurrency": True, "ReserveWorkflowConcurrency": True},
+            None,
+        ),
+        ({"ApiMaxConcurrency": -1}, None, "ApiMaxConcurrency=-1 is below 0"),
+        ({"WorkflowReservedConcurrency": -5}, None, "WorkflowReservedConcurrency=-5 is below 0"),
+    ],
+)
+def test_the_local_stack_accepts_the_concurrency_parameters_as_cloudformation_does(parameters, expected, refused):
+    if refused is not None:
+        with pytest.raises(ValueError, match=refused):
+            Resolver(TEMPLATE, parameters)
+        return
+    resolver = Resolver(TEMPLATE, parameters)
+
+    assert {name: resolver.condition(name) for name in expected} == expected
+
+
+def throttle_alarms(monkeypatch, **parameters: object) -> dict[str, dict]:
+    resolver = Resolver(TEMPLATE, parameters)
+    return {
+        name: resolver.resolve({k: v for k, v in spec["Properties"].items() if k != "Dimensions"})
+        | {"Dimensions": spec["Properties"]["Dimensions"]}
+        for name, spec in expand(monkeypatch, **parameters).items()
+        if spec["Type"] == "AWS::CloudWatch::Alarm" and spec["Properties"].get("MetricName") == "Throttles"
+    }
+
+
+def test_throttles_of_the_workflow_functions_raise_an_alarm(monkeypatch):
+    alarms = throttle_alarms(monkeypatch)
+
+    watched = {alarm["Dimensions"][0]["Value"]["Ref"] for alarm in alarms.values()}
+    assert watched == {"PollFunction", "RecordFailureFunction"}
+    for alarm in alarms.values():
+        assert alarm["Namespace"] == "AWS/Lambda"
+        assert [d["Name"] for d in alarm["Dimensions"]] == ["FunctionName"]
+        assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+            "Sum",
+            1,
+            "GreaterThanOrEqualToThreshold",
+        )
+        assert alarm["TreatMissingData"] == "notBreaching"
+        assert "AlarmActions" not in alarm and "OKActions" not in alarm  # no AlarmTopicArn: console only
+
+
+def test_the_throttle_alarms_notify_the_alarm_topic_when_one_is_given(monkeypatch):
+    alarms = throttle_alarms(monkeypatch, AlarmTopicArn=TOPIC)
+
+    assert len(alarms) == 2
+    for alarm in alarms.values():
+        assert (alarm["AlarmActions"], alarm["OKActions"]) == ([TOPIC], [TOPIC])
+
+
 # Resources that hold data or identity: renaming one's logical id makes CloudFormation replace it,
 # losing its data (or handing customers a new API key). These ids are frozen.
 STATEFUL = {
