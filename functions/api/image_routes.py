@@ -177,6 +177,8 @@ def create_image(
 
 
 def start_job(submission: dict) -> dict:
+    """Runs once per job: an idempotent replay returns the stored answer without coming here, so
+    it neither counts against the daily caps nor reaches the upstream."""
     timing = runtime.settings.workflow_timing()  # refuses contradicting settings before any upstream call
     job = submit_job(
         CreateImageRequest.model_validate(submission["request"]),
@@ -190,6 +192,7 @@ def start_job(submission: dict) -> dict:
         base64_output=runtime.settings.base64_output,
         allow_loopback_webhooks=runtime.settings.allow_loopback_webhooks,
         workflow_type=runtime.settings.workflow_type,
+        quota=runtime.quota(),
     )
     return {"job_id": job.job_id}
 
