@@ -96,8 +96,13 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _error("No such job for this API key")}
 SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
     429: _error(
-        f"{USAGE_PLAN}, or `upstream_rate_limited`: the image model is at its rate limit (with Retry-After)",
-        headers=RATE_LIMIT_RETRY_AFTER,
+        f"{USAGE_PLAN}; `quota_exceeded` from a daily job cap, this key's or the deployment's "
+        "(MaxJobsPerKeyPerDay, MaxJobsPerDay), until the next UTC midnight; or `upstream_rate_limited`: "
+        "the image model is at its rate limit",
+        headers=_retry_after(
+            "Seconds to wait before retrying: an hour on the monthly quota's `quota_exceeded`, "
+            "the seconds until the next UTC midnight on a daily cap's."
+        ),
     ),
     409: _error(
         "Idempotency-Key reused with another body, or still in flight",
