@@ -96,8 +96,13 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _error("No such job for this API key")}
 SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
     429: _error(
-        f"{USAGE_PLAN}, or `upstream_rate_limited`: the image model is at its rate limit (with Retry-After)",
-        headers=RATE_LIMIT_RETRY_AFTER,
+        f"{USAGE_PLAN}; `quota_exceeded` from a daily job cap, this key's or the deployment's "
+        "(MaxJobsPerKeyPerDay, MaxJobsPerDay), until the next UTC midnight; or `upstream_rate_limited`: "
+        "the image model is at its rate limit",
+        headers=_retry_after(
+            "Seconds to wait before retrying: an hour on the monthly quota's `quota_exceeded`, "
+            "the seconds until the next UTC midnight on a daily cap's."
+        ),
     ),
     409: _error(
         "Idempotency-Key reused with another body, or still in flight",
@@ -177,6 +182,8 @@ def create_image(
 
 
 def start_job(submission: dict) -> dict:
+    """Runs once per job: an idempotent replay returns the stored answer without coming here, so
+    it neither counts against the daily caps nor reaches the upstream."""
     timing = runtime.settings.workflow_timing()  # refuses contradicting settings before any upstream call
     job = submit_job(
         CreateImageRequest.model_validate(submission["request"]),
@@ -190,6 +197,7 @@ def start_job(submission: dict) -> dict:
         base64_output=runtime.settings.base64_output,
         allow_loopback_webhooks=runtime.settings.allow_loopback_webhooks,
         workflow_type=runtime.settings.workflow_type,
+        quota=runtime.quota(),
     )
     return {"job_id": job.job_id}
 

@@ -52,6 +52,13 @@ class ModelRateLimited(ServiceError):
     code = "upstream_rate_limited"
 
 
+class QuotaExceeded(ServiceError):
+    """A daily cap on jobs (this key's or the deployment's) is reached until the next UTC midnight."""
+
+    status = 429
+    code = "quota_exceeded"
+
+
 class ModelUnavailable(ServiceError):
     status = 503
     code = "upstream_unavailable"

@@ -14,6 +14,7 @@ from zimage.settings import Settings
 
 if TYPE_CHECKING:
     from zimage.images.store import ImageStore
+    from zimage.jobs.quota import DailyQuota
     from zimage.upstream.novita import NovitaClient
 
 KEY_CACHE_SECONDS = 300
@@ -33,8 +34,19 @@ class Runtime:
         self.settings = settings or Settings.from_env()
 
     @cached_property
+    def jobs_table(self):
+        return boto3.resource("dynamodb").Table(self.settings.jobs_table)
+
+    @cached_property
     def jobs(self) -> JobStore:
-        return JobStore(boto3.resource("dynamodb").Table(self.settings.jobs_table))
+        return JobStore(self.jobs_table)
+
+    def quota(self) -> DailyQuota:
+        """The daily caps as the settings now say (a test may change them), on the jobs table."""
+        from zimage.jobs.quota import DailyCaps, DailyQuota  # only the API function counts jobs
+
+        caps = DailyCaps(self.settings.max_jobs_per_key_per_day, self.settings.max_jobs_per_day)
+        return DailyQuota(self.jobs_table, caps)
 
     @cached_property
     def images(self) -> ImageStore:

@@ -47,6 +47,9 @@ class Settings(NamedTuple):
     webhook_timeout_seconds: float
     webhook_retry_base_seconds: int
     webhook_max_attempts: int
+    # Hard daily caps on jobs (zimage.jobs.quota); 0 turns one off.
+    max_jobs_per_key_per_day: int = 1000
+    max_jobs_per_day: int = 10000
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -83,6 +86,8 @@ class Settings(NamedTuple):
             webhook_timeout_seconds=_float("WEBHOOK_TIMEOUT_SECONDS", 5.0),
             webhook_retry_base_seconds=_int("WEBHOOK_RETRY_BASE_SECONDS", 30),
             webhook_max_attempts=_int("WEBHOOK_MAX_ATTEMPTS", 9),
+            max_jobs_per_key_per_day=_int("MAX_JOBS_PER_KEY_PER_DAY", 1000),
+            max_jobs_per_day=_int("MAX_JOBS_PER_DAY", 10000),
         )
 
     def workflow_timing(self) -> WorkflowTiming:

@@ -42,7 +42,7 @@ class RecordingStepFunctions:
         return {"executionArn": execution_arn_for(call["stateMachineArn"], call["name"])}
 
 
-def submit(jobs, *, novita=None, sfn=None, workflow_type="STANDARD", **request):
+def submit(jobs, *, novita=None, sfn=None, workflow_type="STANDARD", quota=None, **request):
     return submit_job(
         CreateImageRequest.model_validate({"prompt": "a red fox", **request}),
         owner="key-one",
@@ -53,6 +53,7 @@ def submit(jobs, *, novita=None, sfn=None, workflow_type="STANDARD", **request):
         timing=WorkflowTiming(execution_timeout_seconds=290, poll_turn_seconds=60),
         retention_days=30,
         workflow_type=workflow_type,
+        quota=quota,
     )
 
 

@@ -543,3 +543,37 @@ def test_every_stateful_resource_is_one_whose_id_is_frozen(monkeypatch):
     stateful = {name for name, spec in resources.items() if spec["Type"] in set(STATEFUL.values())}
 
     assert stateful == set(STATEFUL)
+
+
+def test_the_daily_job_caps_reach_the_api_function_and_its_settings(monkeypatch):
+    """The caps the service enforces itself (zimage.jobs.quota): parameters, the API function's
+    environment and Settings agree, and only the API function, which counts jobs, gets them."""
+    from zimage.settings import Settings
+
+    parameters = TEMPLATE["Parameters"]
+    environment = RESOURCES["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    resolver = Resolver(TEMPLATE, {"MaxJobsPerKeyPerDay": 5, "MaxJobsPerDay": 50})
+    deployed = {name: resolver.resolve(environment[name]) for name in ("MAX_JOBS_PER_KEY_PER_DAY", "MAX_JOBS_PER_DAY")}
+    for name, default in (("MaxJobsPerKeyPerDay", 1000), ("MaxJobsPerDay", 10000)):
+        assert (parameters[name]["Type"], parameters[name]["Default"], parameters[name]["MinValue"]) == (
+            "Number",
+            default,
+            0,  # 0 turns the cap off
+        )
+    assert environment["MAX_JOBS_PER_KEY_PER_DAY"] == {"Ref": "MaxJobsPerKeyPerDay"}
+    assert environment["MAX_JOBS_PER_DAY"] == {"Ref": "MaxJobsPerDay"}
+    assert (deployed["MAX_JOBS_PER_KEY_PER_DAY"], deployed["MAX_JOBS_PER_DAY"]) == (5, 50)
+    for logical, spec in RESOURCES.items():
+        if spec["Type"] == "AWS::Serverless::Function" and logical != "ApiFunction":
+            assert not {"MAX_JOBS_PER_KEY_PER_DAY", "MAX_JOBS_PER_DAY"} & set(
+                spec["Properties"].get("Environment", {}).get("Variables", {})
+            ), logical
+
+    monkeypatch.setenv("MAX_JOBS_PER_KEY_PER_DAY", "5")
+    monkeypatch.setenv("MAX_JOBS_PER_DAY", "50")
+    settings = Settings.from_env()
+    assert (settings.max_jobs_per_key_per_day, settings.max_jobs_per_day) == (5, 50)
+    monkeypatch.delenv("MAX_JOBS_PER_KEY_PER_DAY")
+    monkeypatch.delenv("MAX_JOBS_PER_DAY")
+    defaults = Settings.from_env()
+    assert (defaults.max_jobs_per_key_per_day, defaults.max_jobs_per_day) == (1000, 10000)

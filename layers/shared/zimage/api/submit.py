@@ -1,6 +1,9 @@
-"""POST /v1/images: start the upstream task, record the job, start the workflow.
+"""POST /v1/images: count the job, start the upstream task, record the job, start the workflow.
 
-Order matters. The upstream is called first, so a request it refuses leaves nothing behind.
+Order matters. A request refused by its own checks (validation, the webhook URL) counts for
+nothing; then the daily caps (zimage.jobs.quota) take one job before anything is paid for. The
+upstream is called next, so a request it refuses leaves nothing behind, its unit given back too;
+only a call whose outcome is unknown (a read timeout: the task may exist) keeps its unit.
 If the record or the workflow cannot be made afterwards, the record is removed again and the caller
 gets a 503: the orphaned upstream task is logged with its id, and nothing half-made is shown.
 """
@@ -17,6 +20,7 @@ from aws_lambda_powertools import Logger
 from zimage import errors
 from zimage.clock import iso, utc_now
 from zimage.jobs.model import QUEUED, Job, WebhookState, active_shard_for, new_job_id
+from zimage.jobs.quota import DailyQuota, upstream_refused
 from zimage.upstream.errors import UpstreamError, UpstreamRateLimited, UpstreamRejected, UpstreamTimeout
 from zimage.upstream.novita import NovitaClient
 from zimage.webhooks.addresses import check_webhook_url
@@ -66,15 +70,19 @@ def submit_job(
     workflow_type: str,
     base64_output: bool = False,
     allow_loopback_webhooks: bool = False,
+    quota: DailyQuota | None = None,
 ) -> Job:
     if request.webhook_url:  # refused here, before anything is paid for
         check_webhook_url(request.webhook_url, allow_loopback=allow_loopback_webhooks)
+    taken = quota.take(owner) if quota else None  # 429 quota_exceeded past a daily cap
     job_id = new_job_id()
     try:
         task_id = novita.start_task(
             prompt=request.prompt, size=request.size, seed=request.seed, base64_output=base64_output
         )
     except UpstreamError as exc:
+        if quota and taken and upstream_refused(exc):
+            quota.give_back(taken)  # surely no task upstream, so nothing was spent
         raise submit_error(exc) from exc
 
     now = utc_now()
