@@ -55,8 +55,6 @@ def test_a_job_ends_with_the_requested_image_behind_a_presigned_url(stack, api, 
         "RouteOnStatus",
         "AnnounceSucceeded",
         "MarkAnnounced",
-        "EndJob",
-        "JobSucceeded",
     ]
     assert (
         "active_shard" not in stack.resource("dynamodb").Table(stack.table).get_item(Key={"job_id": job["id"]})["Item"]
@@ -164,13 +162,12 @@ def test_the_poll_cap_ends_a_job_that_keeps_saying_almost_done(stack, api, emula
     assert "number of polls" in job["error"]["message"]
     names = state_names(stack, job["id"])
     assert names.count("Poll") == 3
-    assert names[-7:] == [
+    assert names[-6:] == [
         "PollLimitReached",
         "RecordFailure",
         "RouteOnStatus",
         "AnnounceFailed",
-        "MarkAnnounced",
-        "EndJob",
+        "MarkFailedAnnounced",
         "JobFailed",
     ]
 

@@ -51,7 +51,9 @@ def test_the_wait_comes_from_the_poll_step_not_a_constant():
     assert wait == {"Type": "Wait", "SecondsPath": "$.wait_seconds", "Next": "Poll"}
 
 
-@pytest.mark.parametrize("name", ["Poll", "RecordFailure", "AnnounceSucceeded", "AnnounceFailed", "MarkAnnounced"])
+@pytest.mark.parametrize(
+    "name", ["Poll", "RecordFailure", "AnnounceSucceeded", "AnnounceFailed", "MarkAnnounced", "MarkFailedAnnounced"]
+)
 def test_every_task_retries_with_backoff(name):
     task = resolved_definition()["States"][name]
 
@@ -59,19 +61,22 @@ def test_every_task_retries_with_backoff(name):
     assert all(rule.get("BackoffRate", 1) >= 2 for rule in task["Retry"] if rule["MaxAttempts"] > 0)
 
 
-@pytest.mark.parametrize("emit", ["AnnounceSucceeded", "AnnounceFailed"])
-def test_a_job_leaves_the_sweepers_index_only_after_its_event_is_sent(emit):
-    """An execution that dies before MarkAnnounced (its hard timeout) leaves the job listed, and the
-    sweeper sends its event: so the workflow's steps never take it out themselves."""
+@pytest.mark.parametrize(
+    ("announce", "mark", "end"),
+    [("AnnounceSucceeded", "MarkAnnounced", "JobSucceeded"), ("AnnounceFailed", "MarkFailedAnnounced", "JobFailed")],
+)
+def test_a_job_leaves_the_sweepers_index_only_after_its_event_is_sent(announce, mark, end):
+    """An execution that dies before its mark state (its hard timeout) leaves the job listed, and
+    the sweeper sends its event: so the workflow's steps never take it out themselves."""
     states = resolved_definition()["States"]
-    mark = states["MarkAnnounced"]
 
-    assert states[emit]["Next"] == "MarkAnnounced"
-    assert [rule["Next"] for rule in states[emit]["Catch"]] == ["EndJob"]  # refused: left for the sweeper
-    assert mark["Resource"] == "arn:aws:states:::dynamodb:updateItem"
-    assert mark["Parameters"]["UpdateExpression"] == "REMOVE active_shard"
-    assert mark["Parameters"]["Key"] == {"job_id": {"S.$": "$.job_id"}}
-    assert all(rule["Next"] == "EndJob" for rule in mark["Catch"])
+    assert states[announce]["Next"] == mark
+    assert [rule["Next"] for rule in states[announce]["Catch"]] == [end]  # refused: left for the sweeper
+    assert states[mark]["Resource"] == "arn:aws:states:::dynamodb:updateItem"
+    assert states[mark]["Parameters"]["UpdateExpression"] == "REMOVE active_shard"
+    assert states[mark]["Parameters"]["Key"] == {"job_id": {"S.$": "$.job_id"}}
+    assert all(rule["Next"] == end for rule in states[mark]["Catch"])
+    assert states[mark].get("Next", end) == end  # a succeeded job's execution ends at its mark
 
 
 def test_the_state_machine_is_given_no_deadline_of_its_own_but_its_timeout():
