@@ -103,7 +103,7 @@ def run(
     """Run `jobs` jobs under one policy, arriving at a steady rate; measure each job. The service's jobs go through
     the HTTP API, unless they ask the upstream for base64 output (a deployment setting, so the
     bench hands those to the service's workflow with the same submit code)."""
-    from zimage.api.submit import submit_job
+    from zimage.api.submit import SubmitDependencies, submit_job
     from zimage.clock import epoch_seconds
     from zimage.jobs.store import JobStore
     from zimage.runtime import shared_runtime
@@ -124,18 +124,13 @@ def run(
             ]
         from zimage.api.request import CreateImageRequest
 
-        job = submit_job(  # the same submit, handing the job to the chosen workflow
-            CreateImageRequest.model_validate(body),
-            owner="key-one",
-            novita=runtime.novita,
-            jobs=runtime.jobs,
-            sfn=runtime.sfn,
-            state_machine_arn=baseline_arn if policy == "baseline" else runtime.settings.state_machine_arn,
-            timing=BASELINE_TIMING if policy == "baseline" else runtime.settings.workflow_timing(),
-            workflow_type="STANDARD" if policy == "baseline" else runtime.settings.workflow_type,
-            retention_days=1,
-            base64_output=base64_output,
+        deps = SubmitDependencies.from_runtime(runtime)._replace(
+            quota=None, retention_days=1, base64_output=base64_output
         )
+        if policy == "baseline":
+            deps = deps._replace(state_machine_arn=baseline_arn, timing=BASELINE_TIMING, workflow_type="STANDARD")
+        # the same submit, handing the job to the chosen workflow
+        job = submit_job(CreateImageRequest.model_validate(body), owner="key-one", deps=deps)
         return job.job_id
 
     with ThreadPoolExecutor(jobs) as pool:

@@ -37,6 +37,7 @@ import boto3
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.config import default_user_config
+from moto.dynamodb.models import DynamoDBBackend
 from moto.server import ThreadedMotoServer
 
 from local.api_gateway import ApiGatewayFront
@@ -254,7 +255,15 @@ class LocalStack:
             )
         )
         self._patches.append(mock.patch.object(LambdaSimpleBackend, "invoke", _dispatcher(self)))
-        for patch in self._patches[-2:]:
+        # DynamoDB applies each write, its condition included, atomically; moto's server handles
+        # requests on threads and reads an item before writing it, so two concurrent conditional
+        # updates (the daily caps' counters) could both pass. One lock makes its writes atomic too.
+        writes = threading.Lock()
+        self._patches += [
+            mock.patch.object(DynamoDBBackend, name, _serialized(getattr(DynamoDBBackend, name), writes))
+            for name in ("put_item", "update_item", "delete_item")
+        ]
+        for patch in self._patches[-5:]:
             patch.start()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
         _quiet_handled_workflow_failures()
@@ -692,6 +701,14 @@ def _quiet_empty_metrics_warnings() -> None:
         category=UserWarning,
         module=r"aws_lambda_powertools\.metrics\.",
     )
+
+
+def _serialized(method: Any, lock: threading.Lock) -> Any:
+    def serialized(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return method(*args, **kwargs)
+
+    return serialized
 
 
 def _unless_a_handled_failure(record: logging.LogRecord) -> bool:

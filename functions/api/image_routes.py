@@ -21,7 +21,7 @@ from zimage import errors
 from zimage.api import request as api_inputs
 from zimage.api.request import CreateImageRequest
 from zimage.api.schemas import ErrorBody, GatewayMessage, JobPage, JobStatus, JobView
-from zimage.api.submit import submit_job
+from zimage.api.submit import SubmitDependencies, submit_job
 from zimage.jobs.events import announce
 from zimage.jobs.model import JOB_ID, Job
 from zimage.jobs.store import wait_for_end
@@ -184,21 +184,8 @@ def create_image(
 def start_job(submission: dict) -> dict:
     """Runs once per job: an idempotent replay returns the stored answer without coming here, so
     it neither counts against the daily caps nor reaches the upstream."""
-    timing = runtime.settings.workflow_timing()  # refuses contradicting settings before any upstream call
-    job = submit_job(
-        CreateImageRequest.model_validate(submission["request"]),
-        owner=submission["owner"],
-        novita=runtime.novita,
-        jobs=runtime.jobs,
-        sfn=runtime.sfn,
-        state_machine_arn=runtime.settings.state_machine_arn,
-        timing=timing,
-        retention_days=runtime.settings.job_retention_days,
-        base64_output=runtime.settings.base64_output,
-        allow_loopback_webhooks=runtime.settings.allow_loopback_webhooks,
-        workflow_type=runtime.settings.workflow_type,
-        quota=runtime.quota(),
-    )
+    deps = SubmitDependencies.from_runtime(runtime)  # refuses contradicting settings before any upstream call
+    job = submit_job(CreateImageRequest.model_validate(submission["request"]), owner=submission["owner"], deps=deps)
     return {"job_id": job.job_id}
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from zimage import errors
 from zimage.api.request import CreateImageRequest
-from zimage.api.submit import execution_arn_for, submit_job
+from zimage.api.submit import SubmitDependencies, execution_arn_for, submit_job
 from zimage.jobs.model import QUEUED
 from zimage.upstream.errors import UpstreamRateLimited
 from zimage.workflow.timing import WorkflowTiming
@@ -43,9 +43,7 @@ class RecordingStepFunctions:
 
 
 def submit(jobs, *, novita=None, sfn=None, workflow_type="STANDARD", quota=None, **request):
-    return submit_job(
-        CreateImageRequest.model_validate({"prompt": "a red fox", **request}),
-        owner="key-one",
+    deps = SubmitDependencies(
         novita=novita or RecordingNovita(),
         jobs=jobs,
         sfn=sfn or RecordingStepFunctions(),
@@ -55,6 +53,7 @@ def submit(jobs, *, novita=None, sfn=None, workflow_type="STANDARD", quota=None,
         workflow_type=workflow_type,
         quota=quota,
     )
+    return submit_job(CreateImageRequest.model_validate({"prompt": "a red fox", **request}), owner="key-one", deps=deps)
 
 
 def test_the_job_is_recorded_queued_and_handed_to_one_execution_named_after_it(jobs):

@@ -358,6 +358,7 @@ def test_a_cancel_made_while_the_step_polls_fast_ends_the_turn_as_canceled(job, 
 
 def test_the_eta_is_dated_from_the_upstreams_answer(job, jobs, images, clock):
     slow = SlowTable(jobs, clock, seconds=1.2)
+    clock.now -= 60  # the record's updated_at is the real clock's: kept apart from the answer's time
     answered = clock.now
 
     step(job, slow, images, ScriptedNovita(running(eta=20, progress=10)), clock)

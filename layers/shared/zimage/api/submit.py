@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from aws_lambda_powertools import Logger
 
@@ -57,28 +57,48 @@ def workflow_input(job: Job, deadline_epoch: float, execution_deadline_epoch: fl
     }
 
 
-def submit_job(
-    request: CreateImageRequest,
-    *,
-    owner: str,
-    novita: NovitaClient,
-    jobs: JobWriter,
-    sfn: Any,
-    state_machine_arn: str,
-    timing: WorkflowTiming,
-    retention_days: int,
-    workflow_type: str,
-    base64_output: bool = False,
-    allow_loopback_webhooks: bool = False,
-    quota: DailyQuota | None = None,
-) -> Job:
+class SubmitDependencies(NamedTuple):
+    """What starting a job needs, made from the function's runtime (as the poll step's are)."""
+
+    novita: NovitaClient
+    jobs: JobWriter
+    sfn: Any
+    state_machine_arn: str
+    timing: WorkflowTiming
+    retention_days: int
+    workflow_type: str
+    base64_output: bool = False
+    allow_loopback_webhooks: bool = False
+    quota: DailyQuota | None = None  # None: nothing counted
+
+    @classmethod
+    def from_runtime(cls, runtime: Any) -> SubmitDependencies:
+        """Raises InconsistentSettings when the deployment's settings contradict each other, so
+        nothing is started, nor paid for, on them."""
+        settings = runtime.settings
+        return cls(
+            novita=runtime.novita,
+            jobs=runtime.jobs,
+            sfn=runtime.sfn,
+            state_machine_arn=settings.state_machine_arn,
+            timing=settings.workflow_timing(),
+            retention_days=settings.job_retention_days,
+            workflow_type=settings.workflow_type,
+            base64_output=settings.base64_output,
+            allow_loopback_webhooks=settings.allow_loopback_webhooks,
+            quota=runtime.quota(),
+        )
+
+
+def submit_job(request: CreateImageRequest, *, owner: str, deps: SubmitDependencies) -> Job:
     if request.webhook_url:  # refused here, before anything is paid for
-        check_webhook_url(request.webhook_url, allow_loopback=allow_loopback_webhooks)
+        check_webhook_url(request.webhook_url, allow_loopback=deps.allow_loopback_webhooks)
+    quota = deps.quota
     taken = quota.take(owner) if quota else None  # 429 quota_exceeded past a daily cap
     job_id = new_job_id()
     try:
-        task_id = novita.start_task(
-            prompt=request.prompt, size=request.size, seed=request.seed, base64_output=base64_output
+        task_id = deps.novita.start_task(
+            prompt=request.prompt, size=request.size, seed=request.seed, base64_output=deps.base64_output
         )
     except UpstreamError as exc:
         if quota and taken and upstream_refused(exc):
@@ -86,8 +106,8 @@ def submit_job(
         raise submit_error(exc) from exc
 
     now = utc_now()
-    deadline = now + timedelta(seconds=timing.poll_deadline_seconds)
-    execution_deadline = now + timedelta(seconds=timing.execution_timeout_seconds)
+    deadline = now + timedelta(seconds=deps.timing.poll_deadline_seconds)
+    execution_deadline = now + timedelta(seconds=deps.timing.execution_timeout_seconds)
     job = Job(
         job_id=job_id,
         owner=owner,
@@ -98,18 +118,18 @@ def submit_job(
         task_id=task_id,
         # Only a Standard execution's ARN is known before its start (an Express one ends in an id AWS
         # picks), and only a Standard one can be stopped, which is what the ARN is kept for.
-        execution_arn=execution_arn_for(state_machine_arn, job_id) if workflow_type == "STANDARD" else None,
+        execution_arn=execution_arn_for(deps.state_machine_arn, job_id) if deps.workflow_type == "STANDARD" else None,
         created_at=iso(now),
         updated_at=iso(now),
         deadline_at=iso(deadline),
-        expires_at=int(time.time()) + retention_days * 86400,
+        expires_at=int(time.time()) + deps.retention_days * 86400,
         webhook=WebhookState(url=request.webhook_url) if request.webhook_url else None,
         active_shard=active_shard_for(job_id),
     )
     try:
-        jobs.create(job)
-        sfn.start_execution(
-            stateMachineArn=state_machine_arn,
+        deps.jobs.create(job)
+        deps.sfn.start_execution(
+            stateMachineArn=deps.state_machine_arn,
             name=job_id,  # one execution per job, even if this call is repeated
             input=json.dumps(workflow_input(job, deadline.timestamp(), execution_deadline.timestamp())),
         )
@@ -117,7 +137,7 @@ def submit_job(
         logger.exception(
             "job could not be started; record removed", extra={"job_id": job_id, "orphaned_task_id": task_id}
         )
-        _forget(jobs, job_id)
+        _forget(deps.jobs, job_id)
         raise errors.WorkflowUnavailable(
             "the service could not start the job; nothing was created, please retry"
         ) from None
