@@ -686,7 +686,10 @@ def aws_fault(fault: tuple[str, str, str] | None) -> Iterator[Counter[str]]:
     client = runtime.images._s3 if service == "s3" else runtime.jobs._table.meta.client
     lock = threading.Lock()
 
-    def fail_once(**_: object) -> None:
+    def fail_once(**call: Any) -> None:
+        # The job's own writes: the daily caps' counters (a submit's first write) have their own tests.
+        if service == "dynamodb" and b"quota#" in (call.get("params") or {}).get("body", b""):
+            return
         with lock:
             if fired["fault"]:
                 return
