@@ -41,6 +41,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.server import ThreadedMotoServer
 
 from local.api_gateway import ApiGatewayFront
+from local.invocations import PerThreadInvocations
 from local.novita_emulator import EmulatorSettings, NovitaEmulator
 from local.template import ACCOUNT, REGION, ROOT, Resolver, load_template, substitute_definition
 from zimage.workflow.timing import WorkflowTiming
@@ -465,6 +466,7 @@ class LocalStack:
                 arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical}",
             )
         self._patches.extend(ThreadLogKeys.install())
+        self._patches.append(PerThreadInvocations().start())
         from zimage.runtime import shared_runtime
 
         shared_runtime().warm()

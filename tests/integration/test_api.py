@@ -4,6 +4,7 @@ A rejected request never reaches the upstream and never leaves a job behind."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -88,6 +89,23 @@ def test_another_keys_job_reads_like_an_unknown_one(stack, api):
 
     assert other.status == unknown.status == 404
     assert other.json()["error"]["code"] == unknown.json()["error"]["code"] == "not_found"
+
+
+def test_concurrent_requests_with_different_keys_each_act_as_their_own_key(stack, api):
+    # GIVEN two keys, each with a job of its own
+    clients = [api, ApiClient(stack.api_url, api_key=OTHER_API_KEY)]
+    jobs = [client.submit()["id"] for client in clients]
+
+    # WHEN both read their own job many times at once
+    def read(turn: int) -> int:
+        client, job_id = clients[turn % 2], jobs[turn % 2]
+        return client.request("GET", f"/v1/images/{job_id}").status
+
+    with ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(read, range(160)))
+
+    # THEN each was answered as its own key's, as on Lambda, where no two share an environment
+    assert statuses == [200] * 160
 
 
 @pytest.mark.parametrize("job_id", ["nope", "img_..%2F..%2Fetc", "img_' OR 1=1 --", "a" * 300])
