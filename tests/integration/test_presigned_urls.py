@@ -25,3 +25,16 @@ def test_the_image_url_lives_as_long_as_the_parameters_default(stack, api):
     assert parse_qs(urlsplit(image["url"]).query)["X-Amz-Expires"] == [str(default)]
     assert before + default - 0.001 <= epoch_seconds(image["expires_at"]) <= after + default
     assert urllib3.request("GET", image["url"], timeout=10).status == 200
+
+
+def test_the_download_url_answers_the_image_as_an_attachment(api):
+    job = api.wait(api.submit(size="512*512")["id"])
+    assert job["status"] == "succeeded", job
+
+    download = urllib3.request("GET", job["image"]["download_url"], timeout=10)
+    shown = urllib3.request("GET", job["image"]["url"], timeout=10)
+
+    assert download.status == 200
+    assert download.headers["Content-Disposition"] == f'attachment; filename="{job["id"]}.jpg"'
+    assert download.data == shown.data
+    assert "Content-Disposition" not in shown.headers

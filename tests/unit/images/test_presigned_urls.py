@@ -131,3 +131,16 @@ def test_a_url_names_the_buckets_regional_host(region, host, monkeypatch):
     assert (url.scheme, url.hostname, url.path) == ("https", host, "/images/fox.jpg")
     assert parse_qs(url.query)["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
     assert parse_qs(url.query)["X-Amz-Credential"][0].split("/")[2] == region
+
+
+def test_the_download_url_saves_the_file_under_the_jobs_name(images):
+    # GIVEN a succeeded job's stored image
+    job = a_job(status="succeeded", image=stored_image(kept_for_seconds=7 * 86400))
+
+    view = job_view(job, images, 900)
+
+    # THEN its download URL asks S3 for an attachment named after the stored file, as long as the URL
+    download = parse_qs(urlsplit(view["image"]["download_url"]).query)
+    assert download["response-content-disposition"] == ['attachment; filename="fox.jpg"']
+    assert download["X-Amz-Expires"] == parse_qs(urlsplit(view["image"]["url"]).query)["X-Amz-Expires"]
+    assert "response-content-disposition" not in parse_qs(urlsplit(view["image"]["url"]).query)

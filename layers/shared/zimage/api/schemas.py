@@ -46,6 +46,11 @@ class ImageView(DocumentedModel):
     expires_at: Timestamp | None = Field(
         default=None, description="When the URL stops working (ISO 8601, UTC), never after kept_until."
     )
+    download_url: str | None = Field(
+        default=None,
+        description="The same image presigned to be saved as a file (`Content-Disposition: attachment; "
+        "filename=<id>.<ext>`), valid as long as url; absent with it.",
+    )
     content_type: Literal["image/jpeg", "image/png", "image/webp"]
     width: int
     height: int

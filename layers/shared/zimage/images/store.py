@@ -52,9 +52,12 @@ class ImageStore:
     def delete(self, key: str) -> None:
         self._s3.delete_object(Bucket=self._bucket, Key=key)
 
-    def presign(self, key: str, lifetime_seconds: int) -> tuple[str, str]:
-        """A GET URL for the object and the moment it stops working."""
-        url = self._s3.generate_presigned_url(
-            "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=lifetime_seconds
-        )
+    def presign(self, key: str, lifetime_seconds: int, *, download_as: str | None = None) -> tuple[str, str]:
+        """A GET URL for the object and the moment it stops working. With `download_as`, S3
+        answers it with `Content-Disposition: attachment`, so a browser saves the file under that
+        name instead of showing it (a link's `download` attribute is ignored across origins)."""
+        params = {"Bucket": self._bucket, "Key": key}
+        if download_as:
+            params["ResponseContentDisposition"] = f'attachment; filename="{download_as}"'
+        url = self._s3.generate_presigned_url("get_object", Params=params, ExpiresIn=lifetime_seconds)
         return url, iso(utc_now() + timedelta(seconds=lifetime_seconds))

@@ -132,7 +132,9 @@ class Job(NamedTuple):
             webhook=WebhookState(**webhook) if webhook else None,
         )
 
-    def to_view(self, *, image_url: str | None = None, url_expires_at: str | None = None) -> dict:
+    def to_view(
+        self, *, image_url: str | None = None, url_expires_at: str | None = None, download_url: str | None = None
+    ) -> dict:
         """The job as the API shows it (contract: the job object)."""
         view: dict[str, Any] = {
             "id": self.job_id,
@@ -151,6 +153,8 @@ class Job(NamedTuple):
             view["eta_seconds"] = _counted_down(self.eta_seconds, since=self.eta_at or self.updated_at)
         if self.status == SUCCEEDED and self.image:
             view["image"] = {"url": image_url, "expires_at": url_expires_at} if image_url else {}
+            if image_url and download_url:
+                view["image"]["download_url"] = download_url
             view["image"].update(
                 content_type=self.image.content_type,
                 width=self.image.width,

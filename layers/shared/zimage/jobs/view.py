@@ -23,4 +23,5 @@ def job_view(job: Job, images: ImageStore, url_lifetime_seconds: int) -> dict:
         if lifetime < 1:
             return job.to_view()
     url, expires_at = images.presign(job.image.key, lifetime)
-    return job.to_view(image_url=url, url_expires_at=expires_at)
+    download_url, _ = images.presign(job.image.key, lifetime, download_as=job.image.key.rsplit("/", 1)[-1])
+    return job.to_view(image_url=url, url_expires_at=expires_at, download_url=download_url)
