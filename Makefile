@@ -38,8 +38,9 @@ $(TOOLS_INSTALLED): requirements-tools.txt
 	$(TOOLS)/bin/python -m pip install --quiet -r requirements-tools.txt
 	touch $@
 
+# loadgroup: the browser tests share one worker (one Chromium) and run beside the others.
 test: $(INSTALLED) lint check unit  ## lint, security scans of the template and the whole test suite
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) tests/integration tests/reliability
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup tests/integration tests/reliability tests/browser
 
 unit: $(INSTALLED)  ## the unit tests alone: no sockets, no stack, well under 30 s
 	$(BIN)/python -m pytest tests/unit

@@ -76,6 +76,11 @@ QUICK_EMULATOR = EmulatorSettings(queue_seconds=0.1, run_seconds=0.6)
 # Settings the template cannot turn on, so that no deployment can: webhooks to loopback receivers,
 # which local development and the tests use.
 LOCAL_ONLY_ENVIRONMENT = {"ALLOW_LOOPBACK_WEBHOOKS": "true"}
+# What the page says when the emulator stands in for Novita (settings: UPSTREAM_NOTICE).
+EMULATOR_NOTICE = (
+    "Local stack: the pictures come from the Novita emulator, not a model. Each is a gradient with "
+    "coloured circles of the size asked for, whatever the prompt says."
+)
 
 
 def free_port() -> int:
@@ -443,7 +448,8 @@ class LocalStack:
                 if name in merged and merged[name] != str(value):
                     raise ValueError(f"{logical} sets {name} differently from another function")
                 merged[name] = str(value)
-        self._set_env({**merged, **LOCAL_ONLY_ENVIRONMENT})
+        notice = {"UPSTREAM_NOTICE": EMULATOR_NOTICE} if self.emulator else {}
+        self._set_env({**merged, **LOCAL_ONLY_ENVIRONMENT, **notice})
 
     def _load_handlers(self, template: dict, resolver: Resolver) -> None:
         function_globals = template.get("Globals", {}).get("Function", {})

@@ -6,6 +6,7 @@ import binascii
 import json
 
 import image_routes
+import page_route
 from answers import json_response
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -32,6 +33,7 @@ logger = Logger()
 metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True)
 app.include_router(image_routes.router)
+app.include_router(page_route.router)
 
 
 def openapi_document() -> dict:

@@ -50,6 +50,8 @@ class Settings(NamedTuple):
     # Hard daily caps on jobs (zimage.jobs.quota); 0 turns one off.
     max_jobs_per_key_per_day: int = 1000
     max_jobs_per_day: int = 10000
+    # What the page says about the upstream when it is not Novita (the local stack's emulator).
+    upstream_notice: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -88,6 +90,7 @@ class Settings(NamedTuple):
             webhook_max_attempts=_int("WEBHOOK_MAX_ATTEMPTS", 9),
             max_jobs_per_key_per_day=_int("MAX_JOBS_PER_KEY_PER_DAY", 1000),
             max_jobs_per_day=_int("MAX_JOBS_PER_DAY", 10000),
+            upstream_notice=env.get("UPSTREAM_NOTICE", ""),
         )
 
     def workflow_timing(self) -> WorkflowTiming:

@@ -1,0 +1,189 @@
+"""The page at GET /, in Chromium: make an image and see it, find it in the gallery, cancel a
+job, a refused key, hostile prompt text, and no Content-Security-Policy violation anywhere
+(every test's page fixture checks the console and the violation reports)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+# One worker runs them all, so one Chromium starts (make test: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("browser")
+
+HOSTILE = 'a fox <img src=x onerror="window.__ran=1"><script>window.__ran=2</script>'
+
+
+def generate(page, prompt: str, size: str = "512*512") -> str:
+    page.page.fill("#prompt", prompt)
+    page.page.select_option("#size", size)
+    page.page.click("#generate")
+    return page.wait_for("() => document.getElementById('status-text').textContent.split(':')[0]", what="a job id")
+
+
+def test_a_prompt_made_with_the_keyboard_alone_shows_its_image_and_facts(page):
+    page.open()
+    # GIVEN the key typed in and confirmed with Enter, which moves on to the prompt
+    page.use_key()
+    assert page.value("() => document.activeElement.id") == "prompt"
+    assert "Novita emulator" in page.page.inner_text(".notice")
+
+    # WHEN a prompt is typed and Generate reached with Tab and pressed with Enter
+    page.page.keyboard.type("a lighthouse at dusk")
+    for _ in range(3):  # size, seed, Generate
+        page.page.keyboard.press("Tab")
+    assert page.value("() => document.activeElement.id") == "generate"
+    page.page.keyboard.press("Enter")
+
+    # THEN the image is drawn, with its facts and a link that downloads it
+    page.wait_for("() => document.getElementById('result-image').naturalWidth > 0", what="the image drawn")
+    facts = page.page.inner_text("#result-facts")
+    assert "1024 \u00d7 768" in facts and "sha256" in facts and "generated in" in facts
+    assert page.value("() => document.getElementById('result-image').naturalWidth") == 1024
+    download = page.page.get_attribute("#download", "href")
+    assert "response-content-disposition=attachment" in download
+    assert "succeeded" in page.page.inner_text("#status-text")
+
+
+def test_the_image_made_is_in_the_gallery_and_opens_its_details(page):
+    page.open()
+    page.use_key()
+    job_id = generate(page, "a gallery fox")
+    page.wait_for("() => document.getElementById('result-image').naturalWidth > 0", what="the image drawn")
+
+    page.page.click("#tab-gallery")
+    tile = f'#grid button[data-job="{job_id}"]'
+    page.wait_for(f"() => document.querySelector('{tile} img')?.naturalWidth > 0", what="the thumbnail drawn")
+    assert page.value("() => document.querySelector('#grid button').dataset.job") == job_id  # newest first
+
+    page.page.click(tile)
+    page.wait_for("() => document.querySelector('#details-body dl')", what="the details")
+    assert job_id in page.page.inner_text("#details-title")
+    assert "a gallery fox" in page.page.inner_text("#details-body")
+    page.page.keyboard.press("Escape")
+    assert not page.value("() => document.getElementById('details').open")
+
+    page.page.select_option("#status-filter", "failed")
+    page.wait_for(f"() => !document.querySelector('{tile}')", what="the filter applied")
+
+
+def test_a_running_job_is_canceled(page, emulator):
+    emulator.configure(queue_seconds=0, run_seconds=6)
+    page.open()
+    page.use_key()
+    job_id = generate(page, "a slow fox")
+
+    page.page.click("#cancel")
+
+    page.wait_for("() => document.getElementById('status-text').textContent.includes('canceled')", what="canceled")
+    assert job_id in page.page.inner_text("#status-text")
+    # the follow ends with the job: Generate comes back, Cancel goes, no image
+    page.wait_for("() => !document.getElementById('generate').disabled", what="Generate enabled again")
+    assert page.page.is_disabled("#cancel")
+    assert page.page.is_hidden("#result")
+    assert "canceled" in page.page.inner_text("#status-text")
+
+
+def test_a_refused_key_shows_the_error_and_the_field(page):
+    page.open()
+    page.use_key("not-a-key")
+
+    page.page.fill("#prompt", "a fox")
+    page.page.click("#generate")
+
+    error = page.wait_for("() => document.getElementById('playground-error').innerText", what="the error")
+    assert "forbidden" in error and "x-api-key" in error
+
+
+def test_a_validation_error_shows_its_message_and_field(page):
+    page.open()
+    page.use_key()
+    page.page.select_option("#size", "custom")
+    page.page.fill("#width", "100")
+
+    page.page.fill("#prompt", "a fox")
+    page.page.click("#generate")
+
+    error = page.wait_for("() => document.getElementById('playground-error').innerText", what="the error")
+    assert "invalid_request" in error and "field: size" in error and "256..1536" in error
+
+
+def test_a_prompt_with_markup_is_shown_as_text_and_runs_nothing(page):
+    page.open()
+    page.use_key()
+    job_id = generate(page, HOSTILE)
+    page.wait_for("() => document.getElementById('result-image').naturalWidth > 0", what="the image drawn")
+
+    page.page.click("#tab-gallery")
+    caption = f'#grid button[data-job="{job_id}"] .caption'
+    page.wait_for(f"() => document.querySelector('{caption}')", what="the tile")
+
+    assert page.page.inner_text(caption) == HOSTILE
+    assert page.value("() => document.querySelectorAll('img[src=\"x\"], #grid script').length") == 0
+    assert page.value("() => window.__ran") is None
+
+
+def test_copy_as_curl_gives_the_same_request(page):
+    page.open()
+    page.use_key()
+    page.page.fill("#prompt", "it's a fox")
+    page.page.fill("#seed", "7")
+
+    page.page.click("#copy-curl")
+
+    command = page.page.inner_text("#curl")
+    assert command.startswith(f"curl -s -X POST '{page.url}v1/images'")
+    assert '"x-api-key: $ZIMAGE_API_KEY"' in command  # the key itself never leaves the page
+    body = command.split(" -d '", 1)[1][:-1].replace("'\\''", "'")
+    assert json.loads(body) == {"prompt": "it's a fox", "size": "1024*768", "seed": 7}
+
+
+def test_on_a_phone_sized_screen_nothing_runs_off_the_side(browser, stack, emulator):
+    from .conftest import PageUnderTest
+
+    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
+    page = PageUnderTest(context.new_page(), stack.api_url + "/").open()
+    page.use_key()
+    try:
+        assert page.value("() => document.documentElement.scrollWidth <= window.innerWidth")
+        assert page.page.is_visible("#generate")
+        assert page.csp_violations() == []
+    finally:
+        context.close()
+
+
+def test_forgetting_the_key_removes_it_from_the_session(page):
+    page.open()
+    page.use_key()
+    assert page.value("() => sessionStorage.getItem('zimage.apiKey')")
+
+    page.page.click("#forget-key")
+
+    assert page.value("() => sessionStorage.getItem('zimage.apiKey')") is None
+    assert page.page.is_visible("#key-input")
+
+
+def test_the_policy_refuses_what_the_page_does_not_ship_and_the_violation_is_seen(browser, stack, emulator):
+    from .conftest import PageUnderTest
+
+    context = browser.new_context()
+    page = PageUnderTest(context.new_page(), stack.api_url + "/").open()
+    try:
+        # WHEN something not in the page tries an inline style, an outside image and an inline handler
+        page.value(
+            """() => {
+              const box = document.createElement("div");
+              box.innerHTML = '<p style="color: red">x</p>'
+                + '<img src="https://example.invalid/x.png" onerror="window.__ran=1">';
+              document.body.append(box);
+            }"""
+        )
+
+        # THEN the policy refuses each, and the checks every other test ends with see it
+        violations = page.wait_for("() => window.__cspViolations.length >= 3 && window.__cspViolations")
+        assert any(v.startswith("style-src") for v in violations)
+        assert any(v.startswith("img-src") for v in violations)
+        assert any(v.startswith("script-src") for v in violations)
+        assert page.value("() => window.__ran") is None
+    finally:
+        context.close()
