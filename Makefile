@@ -10,7 +10,7 @@ TEST_WORKERS ?= 4
 
 # `make demo PROMPT="..." SIZE='512*512' SEED=3 OUT=fox.jpg` reaches the demo as environment
 # (without SEED the demo picks one at random and prints it).
-export PROMPT SIZE SEED OUT PORT API_KEY NOVITA_BASE_URL NOVITA_API_KEY
+export PROMPT SIZE SEED OUT PORT API_KEY NOVITA_BASE_URL NOVITA_API_KEY FRESH LOCAL_STATE_DIR
 
 .PHONY: install run demo test unit lint check bench reliability openapi format clean
 

@@ -8,14 +8,23 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
+from local.persistence import LocalState
 from local.stack import DEV_API_KEY, LocalStack
+from local.template import ROOT
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
     commands = parser.add_subparsers(dest="command")
-    commands.add_parser("run", help="serve the local stack until Ctrl-C (the default)")
+    run = commands.add_parser("run", help="serve the local stack until Ctrl-C (the default)")
+    run.add_argument(
+        "--fresh",
+        action="store_true",
+        default=os.environ.get("FRESH", "") not in ("", "0"),
+        help="forget the jobs, images, key ids and signing secret kept from earlier runs (FRESH=1)",
+    )
     commands.add_parser("openapi", help="regenerate openapi.json from the API function's routes and models")
     demo = commands.add_parser("demo", help="make one image through the HTTP API and save it")
     demo.add_argument("--prompt", default=os.environ.get("PROMPT") or "a red fox in snow, watercolor")
@@ -54,19 +63,30 @@ def main(argv: list[str] | None = None) -> int:
             out=args.out,
             timeout=args.timeout,
         )
-    return serve(port, api_keys)
+    return serve(port, api_keys, fresh=getattr(args, "fresh", False))
 
 
-def serve(port: int, api_keys: list[str]) -> int:
+def serve(port: int, api_keys: list[str], *, fresh: bool = False) -> int:
     upstream = os.environ.get("NOVITA_BASE_URL")
     api_key = api_keys[0]
+    state = LocalState(Path(os.environ.get("LOCAL_STATE_DIR") or ROOT / "out" / "local-state"))
+    if fresh:
+        state.clear()
     stack = LocalStack(
         api_port=port,
-        api_keys={key: f"local-key-{number}" for number, key in enumerate(api_keys, start=1)},
+        api_keys=state.api_keys(api_keys),
         novita_base_url=upstream,
         novita_api_key=os.environ.get("NOVITA_API_KEY"),
+        state=state,
     )
     stack.start()
+    items, objects, interrupted = stack.restored
+    if items or objects:
+        kept = f"restored {items} records and {objects} images from {state.folder}"
+        if interrupted:
+            kept += f"; {len(interrupted)} job(s) running at the last stop ended failed: interrupted"
+    else:
+        kept = f"nothing kept yet; a clean stop (Ctrl-C) keeps the jobs and images in {state.folder}"
     hint = "" if upstream else "             set NOVITA_BASE_URL and NOVITA_API_KEY to use another upstream\n"
     if not upstream and os.environ.get("NOVITA_API_KEY"):
         hint += "             NOVITA_API_KEY is ignored without NOVITA_BASE_URL: the emulator checks its own key\n"
@@ -77,6 +97,7 @@ def serve(port: int, api_keys: list[str]) -> int:
         f"""
 zimage local stack is up.
 
+  Page:      {stack.api_url}/   (open it in a browser: make and browse images)
   API:       {stack.api_url}
   API key:   {", ".join(api_keys)}{key_hint}
   upstream:  {upstream or stack.novita_base_url + "  (the Novita emulator)"}
@@ -91,6 +112,9 @@ Try it:
 
 Webhooks: "webhook_url" may point at a receiver on 127.0.0.1 here; deliveries are signed
   with the secret {signing_secret["SecretString"]}
+
+Kept:      {kept}
+  FRESH=1 make run starts clean.
 
 Ctrl-C stops it.
 """,

@@ -43,6 +43,7 @@ from moto.server import ThreadedMotoServer
 from local.api_gateway import ApiGatewayFront
 from local.invocations import PerThreadInvocations
 from local.novita_emulator import EmulatorSettings, NovitaEmulator
+from local.persistence import LocalState, end_interrupted_jobs
 from local.template import ACCOUNT, REGION, ROOT, Resolver, load_template, substitute_definition
 from zimage.workflow.timing import WorkflowTiming
 
@@ -136,6 +137,7 @@ class LocalStack:
         novita_base_url: str | None = None,
         novita_api_key: str | None = None,
         emulator_settings: EmulatorSettings | None = None,
+        state: LocalState | None = None,
     ):
         self.api_port = api_port
         self.api_keys = api_keys or {DEV_API_KEY: "local-key-1"}  # key -> key id
@@ -154,6 +156,9 @@ class LocalStack:
         self._pollers: list[BackgroundWorker] = []
         self.invocations: list[tuple[str, float]] = []  # (function, seconds) of every Lambda call
         self.table = "zimage-local-jobs"
+        # Kept across restarts when given (make run): the data on a clean stop, the signing secret.
+        self.state = state
+        self.restored: tuple[int, int, list[str]] = (0, 0, [])  # items, objects, jobs interrupted
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -181,6 +186,8 @@ class LocalStack:
         self._create_state_machine(template, resolver)
         self._apply_function_environment(template, resolver)
         self._load_handlers(template, resolver)
+        if self.state:
+            self._restore_state()
         api_function = self.functions["ApiFunction"]
         self.api = ApiGatewayFront(
             template, api_function.handler, api_function.context, self.api_keys, port=self.api_port
@@ -196,6 +203,8 @@ class LocalStack:
             self.api.stop()
         if self.state_machine_arn:
             self._stop_running_executions()
+        if self.state and self._moto:
+            self._save_state()
         if self.emulator:
             self.emulator.stop()
         if self._moto:
@@ -213,6 +222,17 @@ class LocalStack:
                 sfn.stop_execution(executionArn=execution["executionArn"], cause="local stack stopped")
         except Exception:  # best effort: the process is ending anyway
             logging.getLogger("local.stack").debug("could not stop executions", exc_info=True)
+
+    def _restore_state(self) -> None:
+        items, objects = self.state.restore(self.client("dynamodb"), self.client("s3"), self.bucket)
+        interrupted = end_interrupted_jobs(self.resource("dynamodb").Table(self.table))
+        self.restored = (items, objects, interrupted)
+
+    def _save_state(self) -> None:
+        try:
+            self.state.save(self.client("dynamodb"), self.client("s3"), self.bucket)
+        except Exception:  # stopping goes on; the copy from the last clean stop stays
+            logging.getLogger("local.stack").exception("could not save the local stack's data")
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -332,10 +352,12 @@ class LocalStack:
     def _create_messaging_resources(self, template: dict, resolver: Resolver) -> None:
         """Secrets, queues, the event bus and its rules, as the template declares them."""
         for logical in self._resources(template, resolver, "AWS::SecretsManager::Secret"):
-            arn = self.client("secretsmanager").create_secret(
-                Name=f"zimage-local-{logical}",
-                SecretString=secrets.token_urlsafe(36).replace("-", "a").replace("_", "b"),
-            )["ARN"]
+            value = (
+                self.state.webhook_secret()
+                if self.state and logical == "WebhookSigningSecret"
+                else secrets.token_urlsafe(36).replace("-", "a").replace("_", "b")
+            )
+            arn = self.client("secretsmanager").create_secret(Name=f"zimage-local-{logical}", SecretString=value)["ARN"]
             resolver.refs[logical] = arn
         sqs = self.client("sqs")
         queues = self._resources(template, resolver, "AWS::SQS::Queue")

@@ -26,9 +26,12 @@ def make_run(tmp_path: Path, **env: str) -> Iterator[tuple[Call, Path]]:
     """`python -m local run` on a free port until its banner is out; then (call, its output's
     file). It is stopped as Ctrl-C would, and must exit 0."""
     port = free_port()
-    environment = {**os.environ, "PORT": str(port), "PYTHONPATH": str(ROOT), **env}
+    # What it keeps across restarts goes to the test's folder, never to the developer's out/.
+    environment = {**os.environ, "PORT": str(port), "PYTHONPATH": str(ROOT), "LOCAL_STATE_DIR": str(tmp_path / "state")}
     environment.pop("NOVITA_BASE_URL", None)
-    output = tmp_path / "run.log"
+    environment.pop("FRESH", None)
+    environment.update(env)
+    output = tmp_path / f"run-{port}.log"
     log = output.open("w+")
     server = subprocess.Popen(
         [sys.executable, "-m", "local", "run"], env=environment, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
@@ -100,3 +103,52 @@ def test_make_run_prints_no_warnings_and_each_line_names_its_own_function(tmp_pa
         sorted(line["message"] for line in lines if line["message"] in writers)
         == ["image stored"] * 6 + ["job started"] * 6
     )
+
+
+def banner_value(output: Path, label: str) -> str:
+    line = next(line for line in output.read_text().splitlines() if line.strip().startswith(label))
+    return line.split(label, 1)[1].split()[0]
+
+
+def test_make_run_keeps_jobs_images_key_and_secret_across_a_restart(tmp_path):
+    # GIVEN a stack that made one image, and a job still running when it is stopped
+    with make_run(tmp_path) as (call, output):
+        assert banner_value(output, "Page:") == f"{banner_value(output, 'API:')}/"
+        secret = output.read_text().split("signed\n  with the secret ", 1)[1].split()[0]
+        made = call("POST", "/v1/images", DEV_API_KEY, {"prompt": "a kept fox", "size": "256*256"}).json()
+        done = wait_for_end(call, made["id"])
+        assert done["status"] == "succeeded", done
+        image = urllib3.request("GET", done["image"]["url"]).data
+        emulator = banner_value(output, "upstream:")
+        urllib3.request("POST", f"{emulator}/_emulator/settings", body=json.dumps({"run_seconds": 120}))
+        running = call("POST", "/v1/images", DEV_API_KEY, {"prompt": "a slow fox", "size": "256*256"}).json()
+
+    # WHEN it starts again on the same folder
+    with make_run(tmp_path) as (call, output):
+        banner = output.read_text()
+
+        # THEN the image is back under the same key, the running job ended as interrupted, the secret is the same
+        assert f"with the secret {secret}" in banner
+        assert "1 job(s) running at the last stop ended failed: interrupted" in banner
+        kept = call("GET", f"/v1/images/{made['id']}", DEV_API_KEY).json()
+        assert (kept["status"], kept["image"]["sha256"]) == ("succeeded", done["image"]["sha256"])
+        assert urllib3.request("GET", kept["image"]["url"]).data == image
+        interrupted = call("GET", f"/v1/images/{running['id']}", DEV_API_KEY).json()
+        assert (interrupted["status"], interrupted["error"]["code"]) == ("failed", "interrupted")
+        assert [job["id"] for job in call("GET", "/v1/images", DEV_API_KEY).json()["items"]] == [
+            running["id"],
+            made["id"],
+        ]
+
+    # AND FRESH=1 starts clean: no jobs, a new secret
+    with make_run(tmp_path, FRESH="1") as (call, output):
+        assert call("GET", "/v1/images", DEV_API_KEY).json()["items"] == []
+        assert f"with the secret {secret}" not in output.read_text()
+
+
+def wait_for_end(call: Call, job_id: str) -> dict:
+    deadline = time.monotonic() + 30
+    while (job := call("GET", f"/v1/images/{job_id}", DEV_API_KEY).json())["status"] in ("queued", "processing"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+    return job
