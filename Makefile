@@ -12,7 +12,7 @@ TEST_WORKERS ?= 4
 # (without SEED the demo picks one at random and prints it).
 export PROMPT SIZE SEED OUT PORT API_KEY NOVITA_BASE_URL NOVITA_API_KEY FRESH LOCAL_STATE_DIR
 
-.PHONY: install run demo test unit lint check bench reliability openapi format clean
+.PHONY: install run demo test unit lint check bench reliability openapi screenshot format clean
 
 # The install also downloads the shared layer's requirements as Lambda's platform takes them, so
 # building the layer (the unit tests, the bench) needs no network.
@@ -62,6 +62,9 @@ reliability: $(INSTALLED)  ## fault matrix, abuse battery and load run -> docs/r
 
 openapi: $(INSTALLED)  ## regenerate openapi.json from the API function's models
 	$(BIN)/python -m local openapi
+
+screenshot: $(INSTALLED)  ## the README's picture of the page -> docs/page.png (needs Chromium)
+	$(BIN)/python -m local.screenshot
 
 format: $(INSTALLED)
 	$(BIN)/ruff format .
