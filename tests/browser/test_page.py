@@ -187,3 +187,51 @@ def test_the_policy_refuses_what_the_page_does_not_ship_and_the_violation_is_see
         assert page.value("() => window.__ran") is None
     finally:
         context.close()
+
+
+def test_a_failed_job_says_why_in_its_details(page, emulator):
+    emulator.configure(outcome="fail", fail_reason="the model refused <b>this</b>")
+    page.open()
+    page.use_key()
+    job_id = generate(page, "a fox that fails")
+    error = page.wait_for("() => document.getElementById('playground-error').innerText", what="the failure")
+    assert "upstream_failed" in error
+
+    page.page.click("#tab-gallery")
+    page.page.select_option("#status-filter", "failed")
+    tile = f'#grid button[data-job="{job_id}"]'
+    page.wait_for(f"() => document.querySelector('{tile}')", what="the failed tile")
+    page.page.click(tile)
+
+    details = page.wait_for(
+        "() => document.querySelector('#details-body dl') && document.getElementById('details-body').innerText",
+        what="the details",
+    )
+    assert "why it failed" in details and "upstream_failed" in details and "<b>this</b>" in details
+
+
+def test_an_image_whose_url_fails_is_fetched_again_with_a_fresh_url(page, stack):
+    # GIVEN S3 refusing the first load of each image URL, as it refuses an expired one
+    refused: list[str] = []
+
+    def refuse_once(route):
+        if not refused:
+            refused.append(route.request.url)
+            return route.fulfill(status=403, body="Request has expired")
+        return route.continue_()
+
+    page.page.route(f"{stack.endpoint}/**", refuse_once)
+    rereads = []
+    page.page.on(
+        "request",
+        lambda r: rereads.append(r.url) if "/v1/images/img_" in r.url and "prefer" not in r.headers else None,
+    )
+    page.open()
+    page.use_key()
+
+    # WHEN an image is made
+    generate(page, "a fox seen twice")
+
+    # THEN the page read the job again (a GET without Prefer: not the follow) and shows the image
+    page.wait_for("() => document.getElementById('result-image').naturalWidth > 0", what="the image drawn")
+    assert len(refused) == 1 and len(rereads) == 1

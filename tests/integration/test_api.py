@@ -44,7 +44,7 @@ def test_without_a_valid_key_the_gateway_answers_forbidden(stack, key, nothing_l
     assert answer.json() == {"message": "Forbidden"}
 
 
-@pytest.mark.parametrize(("method", "path"), [("PUT", "/v1/images"), ("GET", "/v2/images"), ("GET", "/")])
+@pytest.mark.parametrize(("method", "path"), [("PUT", "/v1/images"), ("GET", "/v2/images"), ("POST", "/")])
 def test_a_route_the_api_does_not_have_is_404_naming_the_routes_it_has(api, method, path, nothing_left_behind):
     answer = api.request(method, path)
 
