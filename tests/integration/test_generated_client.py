@@ -160,6 +160,8 @@ def test_an_unknown_job_is_parsed_into_the_error_model(generated, stack, emulato
 
 
 def without_presigned_url(job: dict) -> dict:
-    """A job as two reads show it: each read presigns the image's URL anew."""
-    image = {key: value for key, value in job.get("image", {}).items() if key not in ("url", "expires_at")}
+    """A job as two reads show it: each read presigns the image's URLs anew."""
+    image = {
+        key: value for key, value in job.get("image", {}).items() if key not in ("url", "expires_at", "download_url")
+    }
     return {**job, "image": image}

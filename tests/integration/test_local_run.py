@@ -54,22 +54,44 @@ def make_run(tmp_path: Path, **env: str) -> Iterator[tuple[Call, Path]]:
         log.close()
 
 
-def test_make_run_serves_several_keys_and_each_sees_only_its_own_jobs(tmp_path):
+def test_make_run_serves_several_keys_each_seeing_its_own_jobs_and_keeps_them_across_a_restart(tmp_path):
     # GIVEN the local stack started with two keys
     with make_run(tmp_path, API_KEY="key-one, key-two") as (call, output):
         banner = output.read_text()
+        secret = banner.split("signed\n  with the secret ", 1)[1].split()[0]
 
-        # WHEN the first key makes a job
-        made = call("POST", "/v1/images", "key-one", {"prompt": "a red fox", "size": "256*256"})
+        # WHEN the first key makes an image, then a job still running when the stack stops
+        made = call("POST", "/v1/images", "key-one", {"prompt": "a kept fox", "size": "256*256"})
 
-        # THEN both keys are accepted, and the job is the first key's alone
+        # THEN both keys are accepted, the page is at the root, and the job is the first key's alone
         assert "API key:   key-one, key-two" in banner
+        assert banner_value(output, "Page:") == f"{banner_value(output, 'API:')}/"
         assert made.status == 202, made.data
         job_id = made.json()["id"]
-        assert call("GET", f"/v1/images/{job_id}", "key-one").status == 200
         assert call("GET", f"/v1/images/{job_id}", "key-two").status == 404
         assert call("GET", "/v1/images", "key-two").json()["items"] == []
         assert call("GET", "/v1/images", "key-three").status == 403
+        done = wait_for_end(call, job_id, "key-one")
+        assert done["status"] == "succeeded", done
+        image = urllib3.request("GET", done["image"]["url"]).data
+        emulator = banner_value(output, "upstream:")
+        urllib3.request("POST", f"{emulator}/_emulator/settings", body=json.dumps({"run_seconds": 120}))
+        running = call("POST", "/v1/images", "key-one", {"prompt": "a slow fox", "size": "256*256"}).json()
+
+    # AND it starts again on the same folder, its keys in another order
+    with make_run(tmp_path, API_KEY="key-two,key-one") as (call, output):
+        banner = output.read_text()
+
+        # THEN the image is back under its key, the running job ended as interrupted, the secret is the same
+        assert f"with the secret {secret}" in banner
+        assert "1 job(s) running at the last stop ended failed: interrupted" in banner
+        kept = call("GET", f"/v1/images/{job_id}", "key-one").json()
+        assert (kept["status"], kept["image"]["sha256"]) == ("succeeded", done["image"]["sha256"])
+        assert urllib3.request("GET", kept["image"]["url"]).data == image
+        interrupted = call("GET", f"/v1/images/{running['id']}", "key-one").json()
+        assert (interrupted["status"], interrupted["error"]["code"]) == ("failed", "interrupted")
+        assert [job["id"] for job in call("GET", "/v1/images", "key-one").json()["items"]] == [running["id"], job_id]
+        assert call("GET", "/v1/images", "key-two").json()["items"] == []
 
 
 def test_make_run_prints_no_warnings_and_each_line_names_its_own_function(tmp_path):
@@ -111,45 +133,9 @@ def banner_value(output: Path, label: str) -> str:
     return line.split(label, 1)[1].split()[0]
 
 
-def test_make_run_keeps_jobs_images_key_and_secret_across_a_restart(tmp_path):
-    # GIVEN a stack that made one image, and a job still running when it is stopped
-    with make_run(tmp_path) as (call, output):
-        assert banner_value(output, "Page:") == f"{banner_value(output, 'API:')}/"
-        secret = output.read_text().split("signed\n  with the secret ", 1)[1].split()[0]
-        made = call("POST", "/v1/images", DEV_API_KEY, {"prompt": "a kept fox", "size": "256*256"}).json()
-        done = wait_for_end(call, made["id"])
-        assert done["status"] == "succeeded", done
-        image = urllib3.request("GET", done["image"]["url"]).data
-        emulator = banner_value(output, "upstream:")
-        urllib3.request("POST", f"{emulator}/_emulator/settings", body=json.dumps({"run_seconds": 120}))
-        running = call("POST", "/v1/images", DEV_API_KEY, {"prompt": "a slow fox", "size": "256*256"}).json()
-
-    # WHEN it starts again on the same folder
-    with make_run(tmp_path) as (call, output):
-        banner = output.read_text()
-
-        # THEN the image is back under the same key, the running job ended as interrupted, the secret is the same
-        assert f"with the secret {secret}" in banner
-        assert "1 job(s) running at the last stop ended failed: interrupted" in banner
-        kept = call("GET", f"/v1/images/{made['id']}", DEV_API_KEY).json()
-        assert (kept["status"], kept["image"]["sha256"]) == ("succeeded", done["image"]["sha256"])
-        assert urllib3.request("GET", kept["image"]["url"]).data == image
-        interrupted = call("GET", f"/v1/images/{running['id']}", DEV_API_KEY).json()
-        assert (interrupted["status"], interrupted["error"]["code"]) == ("failed", "interrupted")
-        assert [job["id"] for job in call("GET", "/v1/images", DEV_API_KEY).json()["items"]] == [
-            running["id"],
-            made["id"],
-        ]
-
-    # AND FRESH=1 starts clean: no jobs, a new secret
-    with make_run(tmp_path, FRESH="1") as (call, output):
-        assert call("GET", "/v1/images", DEV_API_KEY).json()["items"] == []
-        assert f"with the secret {secret}" not in output.read_text()
-
-
-def wait_for_end(call: Call, job_id: str) -> dict:
+def wait_for_end(call: Call, job_id: str, key: str) -> dict:
     deadline = time.monotonic() + 30
-    while (job := call("GET", f"/v1/images/{job_id}", DEV_API_KEY).json())["status"] in ("queued", "processing"):
+    while (job := call("GET", f"/v1/images/{job_id}", key).json())["status"] in ("queued", "processing"):
         assert time.monotonic() < deadline, job
         time.sleep(0.2)
     return job
