@@ -23,7 +23,9 @@ MAX_SEED = 2**31 - 1  # the API's largest seed
 
 def stack_is_serving(url: str) -> bool:
     try:
-        urllib3.request("GET", f"{url}/v1/openapi.json", timeout=1, retries=False)
+        # Nothing listening refuses at once; a busy stack may take seconds to write its document,
+        # and taking it for absent would start a second stack in this process.
+        urllib3.request("GET", f"{url}/v1/openapi.json", timeout=urllib3.Timeout(connect=1, read=15), retries=False)
     except urllib3.exceptions.HTTPError:
         return False
     return True
