@@ -222,12 +222,21 @@ SCENARIOS: list[Scenario] = [
     ),
     Scenario(
         "INVALID_API_KEY on submit",
-        "answer 502",
-        "the service's own credential is wrong; not the caller's fault",
+        "answer 503, alarm",
+        "the service's own key is wrong, not the caller's request: only the operator can fix it",
         _script("submit", Fault(status=403, body=_error(403, "INVALID_API_KEY"))),
-        http_status=502,
-        code="upstream_error",
-        message="the image model refused the service's credentials",
+        http_status=503,
+        code="upstream_key_refused",
+        message="Novita refuses the service's API key (INVALID_API_KEY)",
+    ),
+    Scenario(
+        "BILLING_BALANCE_NOT_ENOUGH on submit",
+        "answer 503, alarm",
+        "the account must be topped up; retrying cannot help until it is",
+        _script("submit", Fault(status=400, body=_error(400, "BILLING_BALANCE_NOT_ENOUGH"))),
+        http_status=503,
+        code="upstream_balance_empty",
+        message="the service's Novita account has no balance left; the operator must top it up",
     ),
     # --- poll -----------------------------------------------------------------------------------
     Scenario(
@@ -432,6 +441,16 @@ SCENARIOS: list[Scenario] = [
         status="failed",
         code="upstream_task_lost",
         message="no longer answers for this task: the upstream answered HTTP 404 TASK_NOT_FOUND",
+        poll_calls=1,
+    ),
+    Scenario(
+        "INVALID_API_KEY on poll",
+        "fail, alarm",
+        "the key was revoked while the job ran; asking again cannot help",
+        _script("result", Fault(status=403, body=_error(403, "INVALID_API_KEY"))),
+        status="failed",
+        code="upstream_key_refused",
+        message="Novita refuses the service's API key (INVALID_API_KEY)",
         poll_calls=1,
     ),
     # --- the image ------------------------------------------------------------------------------

@@ -1,13 +1,13 @@
-"""zimage generate | status | list | cancel: the image service from a terminal.
+"""zimage generate | status | list | cancel | doctor: the image service from a terminal.
 
     zimage generate "a red fox in snow" --size '1024*768' --seed 7     # saves out/<job id>.jpg
     zimage status img_01...          zimage list --status succeeded --urls
-    zimage cancel img_01...
+    zimage cancel img_01...          zimage doctor --no-generate
 
 --url / ZIMAGE_URL picks the deployment (default http://127.0.0.1:3000, the local stack),
 --api-key / ZIMAGE_API_KEY the key, before or after the command. Exit status: 0 done; 1 the
 generated job failed or was canceled, or cancel found the job already ended another way; 2 the
-request was refused or the service could not be reached.
+request was refused or the service could not be reached; for doctor, 1 when a check failed.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 import urllib3
 from tqdm import tqdm
 
+from zimage_cli import doctor
 from zimage_cli.client import ApiError, ImageApi
 
 LOCAL_URL = "http://127.0.0.1:3000"
@@ -141,6 +142,14 @@ def cancel(api: ImageApi, args: argparse.Namespace) -> int:
     return 0
 
 
+def check(api: ImageApi, args: argparse.Namespace) -> int:
+    allowed = doctor.consent(yes=args.yes, no_generate=args.no_generate)
+    checks = doctor.diagnose(api, generate=allowed, timeout=args.timeout)
+    found = doctor.as_json(checks)
+    _emit(args, found, doctor.report(checks))
+    return 0 if found["ok"] else 1
+
+
 def _line(job: dict) -> str:
     detail = job.get("image", {}).get("url") or (job.get("error") or {}).get("message") or ""
     prompt = job["prompt"][:40]
@@ -219,6 +228,15 @@ def _parser() -> argparse.ArgumentParser:
     stop = commands.add_parser("cancel", parents=[common], help="cancel a job that has not ended")
     stop.add_argument("job_id")
     stop.set_defaults(run=cancel)
+
+    checkup = commands.add_parser(
+        "doctor", parents=[common], help="check the deployment and this key, and say what to fix"
+    )
+    consent = checkup.add_mutually_exclusive_group()
+    consent.add_argument("--yes", action="store_true", help="make one small paid image without asking")
+    consent.add_argument("--no-generate", action="store_true", help="skip the image: nothing is paid for")
+    checkup.add_argument("--timeout", type=float, default=120, help="seconds to wait for the image (default 120)")
+    checkup.set_defaults(run=check)
     return parser
 
 

@@ -33,7 +33,14 @@ class ImageApi:
     def __post_init__(self) -> None:
         self.url = self.url.rstrip("/")
         # Reads are safe to repeat; a POST is repeated only with an Idempotency-Key (see generate).
-        retries = urllib3.Retry(total=3, backoff_factor=0.5, status_forcelist=(502, 503, 504), allowed_methods={"GET"})
+        # The last answer is kept when the retries run out, so its error model reaches the user.
+        retries = urllib3.Retry(
+            total=3,
+            backoff_factor=0.5,
+            status_forcelist=(502, 503, 504),
+            allowed_methods={"GET"},
+            raise_on_status=False,
+        )
         self._http = urllib3.PoolManager(retries=retries, timeout=urllib3.Timeout(connect=5, read=self.timeout))
 
     def submit(
@@ -73,6 +80,13 @@ class ImageApi:
             time.sleep(interval)
             job = self.get(job_id)
 
+    def health(self) -> dict:
+        """GET /v1/health, once: its 503s name a misconfiguration that a retry cannot fix."""
+        return self._call("GET", "/v1/health", retries=False)
+
+    def openapi(self) -> dict:
+        return self._call("GET", "/v1/openapi.json")
+
     def download(self, url: str) -> bytes:
         answer = self._http.request("GET", url)
         if answer.status != 200:
@@ -87,13 +101,15 @@ class ImageApi:
         body: dict | None = None,
         headers: dict | None = None,
         expect: tuple[int, ...] = (200,),
+        retries: urllib3.Retry | bool | None = None,
     ) -> dict:
         sent = {"x-api-key": self.api_key, **(headers or {})}
         data = None
         if body is not None:
             sent["Content-Type"] = "application/json"
             data = json.dumps(body).encode()
-        answer = self._http.request(method, self.url + path, body=data, headers=sent)
+        extra = {} if retries is None else {"retries": retries}
+        answer = self._http.request(method, self.url + path, body=data, headers=sent, **extra)
         try:
             parsed = json.loads(answer.data or b"{}")
         except ValueError:

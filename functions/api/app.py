@@ -5,6 +5,7 @@ import base64
 import binascii
 import json
 
+import health_routes
 import image_routes
 import page_route
 from answers import json_response
@@ -23,6 +24,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from zimage import errors
 from zimage.api.request import describe_validation_error
+from zimage.misconfiguration import report_misconfigured
 from zimage.tracing import tracer
 
 MAX_BODY_BYTES = 64 * 1024
@@ -33,6 +35,7 @@ logger = Logger()
 metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True)
 app.include_router(image_routes.router)
+app.include_router(health_routes.router)
 app.include_router(page_route.router)
 
 
@@ -55,6 +58,10 @@ def openapi_document() -> dict:
                     name=image_routes.TAG,
                     description="Image jobs: start one, follow it until it ends, list them, cancel one. "
                     "Each job belongs to the API key that started it.",
+                ),
+                Tag(
+                    name=health_routes.TAG,
+                    description="Whether this deployment can start jobs, checked without paying for one.",
                 ),
                 Tag(
                     name=DOCUMENT_TAG, description="The API's description: this OpenAPI document, served without a key."
@@ -100,7 +107,9 @@ def get_openapi() -> Response[dict]:
 
 @app.exception_handler(errors.ServiceError)
 def _service_error(exc: errors.ServiceError) -> Response[dict]:
-    if exc.status >= 500:
+    if isinstance(exc, errors.Misconfigured):
+        report_misconfigured(exc)
+    elif exc.status >= 500:
         logger.warning("request failed", extra={"code": exc.code, "reason": exc.message})
     metrics.add_metric(name="RequestsRejected", unit=MetricUnit.Count, value=1)
     return json_response(exc.status, exc.body(), headers=exc.headers)

@@ -110,8 +110,12 @@ SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
     ),
     413: _error("Body over 64 KiB"),
     415: _error("Content-Type is not application/json"),
-    502: _error("The image model refused the service"),
-    503: _error("The model or the workflow is unavailable, or the settings contradict each other; nothing was created"),
+    502: _error("The image model refused the task (`upstream_error`)"),
+    503: _error(
+        "Nothing was created: the model or the workflow is unavailable (`upstream_unavailable`, "
+        "`workflow_unavailable`), or the deployment is misconfigured (`inconsistent_settings`, "
+        "`upstream_key_unavailable`, `upstream_key_refused`, `upstream_balance_empty`)"
+    ),
     504: _error("The image model did not answer in time"),
 }
 

@@ -231,8 +231,9 @@ def test_a_rate_limit_that_clears_gives_an_accepted_job(api, emulator):
         (Fault(drop=True), 504, "upstream_timeout"),
         (Fault(status=200, raw=b"<html>gateway</html>"), 503, "upstream_unavailable"),
         (Fault(status=200, body={"no_task_id": True}), 503, "upstream_unavailable"),
-        (Fault(status=403, body={"code": 403, "reason": "INVALID_API_KEY"}), 502, "upstream_error"),
-        (Fault(status=400, body={"code": 400, "reason": "BILLING_BALANCE_NOT_ENOUGH"}), 503, "upstream_unavailable"),
+        (Fault(status=403, body={"code": 403, "reason": "INVALID_API_KEY"}), 503, "upstream_key_refused"),
+        (Fault(status=400, body={"code": 400, "reason": "BILLING_BALANCE_NOT_ENOUGH"}), 503, "upstream_balance_empty"),
+        (Fault(status=400, body={"code": 400, "reason": "INVALID_REQUEST_BODY"}), 502, "upstream_error"),
     ],
 )
 def test_an_upstream_failure_at_submit_is_answered_once_and_leaves_no_job(stack, api, emulator, fault, status, code):

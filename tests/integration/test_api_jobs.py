@@ -398,6 +398,6 @@ def test_the_openapi_document_is_served_without_a_key_and_matches_the_committed_
     assert answer.status == 200
     served = answer.json()
     assert render(served) == DOCUMENT.read_text(), "openapi.json is stale: run `python -m local openapi`"
-    assert set(served["paths"]) == {"/v1/images", "/v1/images/{job_id}", "/v1/openapi.json"}
+    assert set(served["paths"]) == {"/v1/images", "/v1/images/{job_id}", "/v1/health", "/v1/openapi.json"}
     # The document lists itself, open like the route: no key (template: ApiKeyRequired false).
     assert served["paths"]["/v1/openapi.json"]["get"]["security"] == []

@@ -73,10 +73,11 @@ def test_the_document_names_every_operation_for_the_generator():
         ("GET", "/v1/images"): ("listImages", ["images"]),
         ("GET", "/v1/images/{job_id}"): ("getImage", ["images"]),
         ("DELETE", "/v1/images/{job_id}"): ("cancelImage", ["images"]),
+        ("GET", "/v1/health"): ("checkHealth", ["health"]),
         ("GET", "/v1/openapi.json"): ("getOpenApiDocument", ["meta"]),
     }
     assert all(tag.get("description") for tag in document["tags"])
-    assert {tag["name"] for tag in document["tags"]} == {"images", "meta"}
+    assert {tag["name"] for tag in document["tags"]} == {"images", "health", "meta"}
 
 
 def test_a_job_runs_end_to_end_through_the_generated_client(generated, stack, emulator):

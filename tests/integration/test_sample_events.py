@@ -57,3 +57,12 @@ def test_the_sweeper_and_webhook_sender_events_run(stack, emulator):
     # The sample job exists nowhere, so there is nothing to deliver and nothing to retry.
     assert send_error is None
     assert json.loads(sent) == {"batchItemFailures": []}
+
+
+def test_the_health_event_checks_the_key(stack, emulator):
+    answer = stack.functions["ApiFunction"].handler(
+        load_event("api_check_health.json"), stack.functions["ApiFunction"].context()
+    )
+
+    assert answer["statusCode"] == 200
+    assert json.loads(answer["body"])["checks"]["upstream_key"] == "accepted"

@@ -74,11 +74,35 @@ class ModelTimedOut(ServiceError):
     code = "upstream_timeout"
 
 
-class InconsistentSettings(ServiceError):
-    """The deployment's parameters contradict each other: nothing is started until they are fixed."""
+class Misconfigured(ServiceError):
+    """The deployment is at fault, not the caller, and only its operator can fix it. Each one is
+    logged as an error and counted in a metric the template alarms on (zimage.misconfiguration)."""
 
     status = 503
+
+
+class InconsistentSettings(Misconfigured):
+    """The deployment's parameters contradict each other: nothing is started until they are fixed."""
+
     code = "inconsistent_settings"
+
+
+class ModelKeyUnavailable(Misconfigured):
+    """The Novita API key cannot be read: no parameter or secret, or the role may not read or decrypt it."""
+
+    code = "upstream_key_unavailable"
+
+
+class ModelKeyRefused(Misconfigured):
+    """Novita refuses the deployment's API key (invalid, revoked, or not allowed this model)."""
+
+    code = "upstream_key_refused"
+
+
+class ModelBalanceEmpty(Misconfigured):
+    """Novita reports the deployment's account has no balance left to pay for a task."""
+
+    code = "upstream_balance_empty"
 
 
 class WorkflowUnavailable(ServiceError):

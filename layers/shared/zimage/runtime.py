@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from zimage.jobs.store import JobStore
 from zimage.settings import Settings
+from zimage.upstream.errors import UpstreamKeyUnavailable
 
 if TYPE_CHECKING:
     from zimage.images.store import ImageStore
@@ -87,11 +89,16 @@ class Runtime:
         """The key lives in SSM (SecureString) or Secrets Manager, never in an environment
         value; Powertools caches it so a warm container reads it every few minutes at most."""
         from aws_lambda_powertools.utilities import parameters
+        from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
         name = self.settings.novita_key_parameter
-        if self.settings.novita_key_source == "secretsmanager":
-            return str(parameters.get_secret(name, max_age=KEY_CACHE_SECONDS))
-        return str(parameters.get_parameter(name, decrypt=True, max_age=KEY_CACHE_SECONDS))
+        secrets_manager = self.settings.novita_key_source == "secretsmanager"
+        try:
+            if secrets_manager:
+                return str(parameters.get_secret(name, max_age=KEY_CACHE_SECONDS))
+            return str(parameters.get_parameter(name, decrypt=True, max_age=KEY_CACHE_SECONDS))
+        except GetParameterError as exc:
+            raise key_unavailable(exc, where=f"{'secret' if secrets_manager else 'SSM parameter'} {name}") from None
 
     def warm(self) -> None:
         """Make every client now. A Lambda container serves one request at a time, so lazy
@@ -101,6 +108,15 @@ class Runtime:
         self.novita_api_key()
         if self.settings.webhook_secret_arn:
             self.webhook_signer()
+
+
+def key_unavailable(exc: Exception, *, where: str) -> UpstreamKeyUnavailable:
+    """Name where the key should be and AWS's error code (ParameterNotFound, AccessDeniedException
+    when the role or the KMS key denies it, ...). Powertools wraps the AWS error, keeping it as the
+    context; its text is left out, since only the code says what to fix."""
+    context = exc.__context__
+    aws_error = context.response.get("Error", {}).get("Code", "") if isinstance(context, ClientError) else ""
+    return UpstreamKeyUnavailable(f"{where}: {aws_error or type(exc).__name__}", aws_error=aws_error)
 
 
 @cache

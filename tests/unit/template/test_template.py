@@ -271,6 +271,7 @@ def test_every_image_method_requires_an_api_key_and_only_the_document_and_the_pa
         ("/v1/images", "GET"): [{"api_key": []}],
         ("/v1/images/{job_id}", "GET"): [{"api_key": []}],
         ("/v1/images/{job_id}", "DELETE"): [{"api_key": []}],
+        ("/v1/health", "GET"): [{"api_key": []}],
         ("/v1/openapi.json", "GET"): [],
         ("/", "GET"): [],  # the page asks for the key itself
     }
@@ -348,7 +349,7 @@ def test_an_unknown_route_is_404_not_found_naming_every_route(monkeypatch):
     assert response["statusCode"] == "404"
     assert_error_model(body, "not_found")
     routes = {f"{method} {path}" for method, path, _, _ in routes_from_template(TEMPLATE)}
-    assert len(routes) == 6
+    assert len(routes) == 7
     assert all(route in body["error"]["message"] for route in routes), routes
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from zimage.clock import epoch_seconds, iso
 from zimage.jobs.model import Job, active_shard_for
-from zimage.upstream.errors import UpstreamRejected, UpstreamUnavailable
+from zimage.upstream.errors import UpstreamKeyUnavailable, UpstreamRejected, UpstreamUnavailable
 from zimage.upstream.novita import TaskResult, TaskStatus, UpstreamImage
 from zimage.workflow.poll import ImageUnavailable, PollDependencies, poll
 from zimage.workflow.schedule import PollPolicy
@@ -219,6 +219,24 @@ def test_a_lost_task_fails_at_once(job, jobs, images, clock):
     answer = step(job, jobs, images, ScriptedNovita(lost), clock)
 
     assert answer["error"]["code"] == "upstream_task_lost"
+
+
+def test_a_key_novita_stops_accepting_fails_the_job_as_the_operators_to_fix(job, jobs, images, clock, caplog):
+    revoked = UpstreamRejected("HTTP 403 INVALID_API_KEY", status=403, reason="INVALID_API_KEY")
+
+    answer = step(job, jobs, images, ScriptedNovita(revoked), clock)
+
+    assert answer["error"]["code"] == "upstream_key_refused"
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == ["deployment misconfigured"]
+
+
+def test_a_key_that_cannot_be_read_is_retried_and_reported(job, jobs, images, clock, caplog):
+    unreadable = UpstreamKeyUnavailable("SSM parameter /k: AccessDeniedException", aws_error="AccessDeniedException")
+
+    answer = step(job, jobs, images, ScriptedNovita(unreadable), clock)
+
+    assert (answer["status"], answer["upstream_errors"]) == ("pending", 1)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == ["deployment misconfigured"]
 
 
 def test_poll_errors_back_off_until_too_many_in_a_row(job, jobs, images, clock):

@@ -116,3 +116,13 @@ class GatewayMessage(DocumentedModel):
     """API Gateway's own answer to a missing or unknown API key."""
 
     message: str = Field(examples=["Forbidden"])
+
+
+class HealthView(DocumentedModel):
+    """What GET /v1/health found: every check passed (a failed one answers its error instead)."""
+
+    status: Literal["ok"]
+    checks: dict[str, str] = Field(
+        description="Each check and what it found.",
+        examples=[{"settings": "consistent", "upstream_key": "accepted"}],
+    )

@@ -21,6 +21,7 @@ from zimage import errors
 from zimage.clock import iso, utc_now
 from zimage.jobs.model import QUEUED, Job, WebhookState, active_shard_for, new_job_id
 from zimage.jobs.quota import DailyQuota, upstream_refused
+from zimage.misconfiguration import account_fault
 from zimage.upstream.errors import UpstreamError, UpstreamRateLimited, UpstreamRejected, UpstreamTimeout
 from zimage.upstream.novita import NovitaClient
 from zimage.webhooks.addresses import check_webhook_url
@@ -103,7 +104,7 @@ def submit_job(request: CreateImageRequest, *, owner: str, deps: SubmitDependenc
     except UpstreamError as exc:
         if quota and taken and upstream_refused(exc):
             quota.give_back(taken)  # surely no task upstream, so nothing was spent
-        raise submit_error(exc) from exc
+        raise caller_error(exc) from exc
 
     now = utc_now()
     deadline = now + timedelta(seconds=deps.timing.poll_deadline_seconds)
@@ -152,8 +153,11 @@ def _forget(jobs: JobWriter, job_id: str) -> None:
         logger.exception("job record could not be removed")
 
 
-def submit_error(exc: UpstreamError) -> errors.ServiceError:
-    """How an upstream refusal reads to our caller."""
+def caller_error(exc: UpstreamError) -> errors.ServiceError:
+    """How an upstream failure reads to our caller (a submit, or the health check)."""
+    fault = account_fault(exc)
+    if fault:
+        return fault
     if isinstance(exc, UpstreamRateLimited):
         retry_after = str(max(1, round(exc.retry_after))) if exc.retry_after else "5"
         return errors.ModelRateLimited(
@@ -163,11 +167,6 @@ def submit_error(exc: UpstreamError) -> errors.ServiceError:
     if isinstance(exc, UpstreamTimeout):
         return errors.ModelTimedOut("the image model did not answer in time; retry later")
     if isinstance(exc, UpstreamRejected):
-        if exc.status in (401, 403) or exc.reason in ("INVALID_API_KEY", "MISSING_API_KEY", "BILLING_AUTH_FAILED"):
-            # The service's own credentials are at fault, not the caller's request.
-            return errors.ModelRefused("the image model refused the service's credentials")
-        if exc.reason == "BILLING_BALANCE_NOT_ENOUGH":
-            return errors.ModelUnavailable("the image model account is out of balance; retry later")
         if exc.reason == "ILLEGAL_PROMPT":
             return errors.InvalidRequest("the image model refused this prompt", field="prompt")
         if exc.reason == "INVALID_IMAGE_SIZE":

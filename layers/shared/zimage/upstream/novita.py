@@ -38,6 +38,7 @@ from zimage.upstream.errors import (
 
 SUBMIT_PATH = "/v3/async/z-image-turbo"
 RESULT_PATH = "/v3/async/task-result"
+KEY_CHECK_TASK_ID = "zimage-key-check"  # no task has this id: asking for it costs nothing
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 # An answer body larger than this is refused; base64 output of the largest image fits well below.
 MAX_JSON_BYTES = 32 * 1024 * 1024
@@ -212,6 +213,17 @@ class NovitaClient:
         plan = self.plan_call(read_retry(self._read_attempts), within)
         answer = self._request_json("GET", RESULT_PATH, fields={"task_id": task_id}, plan=plan)
         return parse_task_result(answer)
+
+    @tracer.capture_method(capture_response=False)
+    def check_key(self, *, within: float | None = None) -> None:
+        """Raise unless the upstream accepts our key, without starting a paid task: ask for a task
+        that does not exist, which an accepted key gets a 404 (or another refusal of the request)
+        for, and a refused one 401 or 403."""
+        try:
+            self.get_task_result(KEY_CHECK_TASK_ID, within=within)
+        except UpstreamRejected as exc:
+            if exc.refuses_key:
+                raise
 
     @tracer.capture_method(capture_response=False)
     def download_image(self, url: str, *, max_bytes: int, within: float | None = None) -> bytes:

@@ -18,6 +18,7 @@ from zimage.images.size import parse_size
 from zimage.images.store import ImageStore
 from zimage.jobs.model import SUCCEEDED, present_fields
 from zimage.jobs.store import JobStore
+from zimage.misconfiguration import account_fault, report_misconfigured
 from zimage.upstream.errors import InvalidImage, UpstreamError, UpstreamRejected
 from zimage.upstream.novita import NovitaClient, TaskResult, TaskStatus
 from zimage.workflow import timing
@@ -108,9 +109,14 @@ def poll(state: dict, deps: PollDependencies) -> dict:
         except UpstreamRejected as exc:
             # 4xx on a task we started: TASK_NOT_FOUND or our key was revoked. Asking again
             # will not change the answer.
+            if fault := account_fault(exc):
+                report_misconfigured(fault)
+                return _failed(state, deps, fault.code, fault.message)
             code = "upstream_task_lost" if exc.reason == "TASK_NOT_FOUND" or exc.status == 404 else "upstream_rejected"
             return _failed(state, deps, code, f"the image model no longer answers for this task: {exc.message}")
         except UpstreamError as exc:
+            if fault := account_fault(exc):  # an unreadable key: retried, since the operator may fix it in time
+                report_misconfigured(fault)
             upstream_errors += 1
             logger.warning("upstream poll failed", extra={"error": exc.message, "in_a_row": upstream_errors})
             if upstream_errors >= deps.max_consecutive_upstream_errors:
