@@ -19,6 +19,9 @@ from local.stack import DEV_API_KEY, free_port
 from tests.conftest import ROOT
 
 Call = Callable[..., urllib3.BaseHTTPResponse]
+# Deadlines, not speed targets: the process shares the machine with the rest of the suite, and
+# urllib3's module-level request() would give up after 3 s.
+SLOW_MACHINE = urllib3.Timeout(connect=5, read=30)
 
 
 @contextmanager
@@ -40,7 +43,9 @@ def make_run(tmp_path: Path, **env: str) -> Iterator[tuple[Call, Path]]:
 
     def call(method: str, path: str, key: str, body: dict | None = None) -> urllib3.BaseHTTPResponse:
         headers = {"x-api-key": key, "Content-Type": "application/json"}
-        return urllib3.request(method, url + path, headers=headers, body=json.dumps(body) if body else None)
+        return urllib3.request(
+            method, url + path, headers=headers, body=json.dumps(body) if body else None, timeout=SLOW_MACHINE
+        )
 
     try:
         deadline = time.monotonic() + 60
@@ -50,7 +55,7 @@ def make_run(tmp_path: Path, **env: str) -> Iterator[tuple[Call, Path]]:
         yield call, output
     finally:
         server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=30) == 0
+        assert server.wait(timeout=90) == 0
         log.close()
 
 
@@ -73,9 +78,11 @@ def test_make_run_serves_several_keys_each_seeing_its_own_jobs_and_keeps_them_ac
         assert call("GET", "/v1/images", "key-three").status == 403
         done = wait_for_end(call, job_id, "key-one")
         assert done["status"] == "succeeded", done
-        image = urllib3.request("GET", done["image"]["url"]).data
+        image = urllib3.request("GET", done["image"]["url"], timeout=SLOW_MACHINE).data
         emulator = banner_value(output, "upstream:")
-        urllib3.request("POST", f"{emulator}/_emulator/settings", body=json.dumps({"run_seconds": 120}))
+        urllib3.request(
+            "POST", f"{emulator}/_emulator/settings", body=json.dumps({"run_seconds": 120}), timeout=SLOW_MACHINE
+        )
         running = call("POST", "/v1/images", "key-one", {"prompt": "a slow fox", "size": "256*256"}).json()
 
     # AND it starts again on the same folder, its keys in another order
@@ -87,7 +94,7 @@ def test_make_run_serves_several_keys_each_seeing_its_own_jobs_and_keeps_them_ac
         assert "1 job(s) running at the last stop ended failed: interrupted" in banner
         kept = call("GET", f"/v1/images/{job_id}", "key-one").json()
         assert (kept["status"], kept["image"]["sha256"]) == ("succeeded", done["image"]["sha256"])
-        assert urllib3.request("GET", kept["image"]["url"]).data == image
+        assert urllib3.request("GET", kept["image"]["url"], timeout=SLOW_MACHINE).data == image
         interrupted = call("GET", f"/v1/images/{running['id']}", "key-one").json()
         assert (interrupted["status"], interrupted["error"]["code"]) == ("failed", "interrupted")
         assert [job["id"] for job in call("GET", "/v1/images", "key-one").json()["items"]] == [running["id"], job_id]
