@@ -123,7 +123,10 @@ Ctrl-C stops it.
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     with contextlib.suppress(KeyboardInterrupt):
-        stopped.wait()
+        # Python runs signal handlers on the main thread only; when the kernel hands SIGTERM or
+        # SIGINT to another of the stack's threads, a wait without a timeout would never wake to run it.
+        while not stopped.wait(0.5):
+            pass
     stack.stop()
     print("stopped")
     return 0
