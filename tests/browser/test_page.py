@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-# One worker runs them all, so one Chromium starts (make test: --dist loadgroup).
+# One worker runs them all, so one Chromium starts (make test: --dist loadgroup); the load run
+# shares it (tests/reliability/test_load.py), so the two never compete for the CPU.
 pytestmark = pytest.mark.xdist_group("browser")
 
 HOSTILE = 'a fox <img src=x onerror="window.__ran=1"><script>window.__ran=2</script>'

@@ -13,6 +13,9 @@ import pytest
 from reliability.scenarios import run_load
 
 
+# On the browser tests' worker (make test: --dist loadgroup), so Chromium never takes the CPU from
+# this run, whose upstream answers have a second each (QUICK_PARAMETERS).
+@pytest.mark.xdist_group("browser")
 def test_concurrent_jobs_all_end_once(stack, emulator):
     result = run_load(stack, jobs=60, workers=10)
 
