@@ -1,6 +1,7 @@
 """zimage generate | status | list | cancel: the image service from a terminal.
 
     zimage generate "a red fox in snow" --size '1024*768' --seed 7     # saves out/<job id>.jpg
+    zimage generate "a red fox" --metadata order=A-1042               # kept with the job
     zimage status img_01...          zimage list --status succeeded --urls
     zimage cancel img_01...
 
@@ -51,7 +52,8 @@ def generate(api: ImageApi, args: argparse.Namespace) -> int:
     started = time.monotonic()
     # A key of our own makes the submit safe to repeat: a retry never starts a second paid job.
     key = args.idempotency_key or f"cli-{uuid.uuid4()}"
-    job = api.submit(args.prompt, size=args.size, seed=args.seed, idempotency_key=key)
+    metadata = dict(args.metadata) if args.metadata else None
+    job = api.submit(args.prompt, size=args.size, seed=args.seed, idempotency_key=key, metadata=metadata)
     accepted = time.monotonic()
     if args.no_wait:
         _emit(args, job, f"{job['id']} {job['status']}")
@@ -170,6 +172,13 @@ def _emit_error(args: argparse.Namespace, message: str, body: object) -> None:
     print(f"zimage: {message}", file=sys.stderr)
 
 
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
 def _options(*, defaults: bool) -> argparse.ArgumentParser:
     """The options every command takes. They are accepted before the command too; there they
     carry the defaults, and after it they only override (SUPPRESS keeps a sub-command from
@@ -202,6 +211,13 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("-o", "--output", help="file or folder/ to save to (default out/<job id>.<ext>)")
     make.add_argument("--timeout", type=float, default=600, help="seconds to follow the job (default 600)")
     make.add_argument("--idempotency-key", help="reuse to make a retried submit return the same job")
+    make.add_argument(
+        "--metadata",
+        action="append",
+        type=_key_value,
+        metavar="KEY=VALUE",
+        help="your own fact to keep with the job, returned with it (repeatable)",
+    )
     make.add_argument("--no-wait", action="store_true", help="print the job and exit")
     make.set_defaults(run=generate)
 

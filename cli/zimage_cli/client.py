@@ -37,13 +37,21 @@ class ImageApi:
         self._http = urllib3.PoolManager(retries=retries, timeout=urllib3.Timeout(connect=5, read=self.timeout))
 
     def submit(
-        self, prompt: str, *, size: str | None = None, seed: int | None = None, idempotency_key: str | None = None
+        self,
+        prompt: str,
+        *,
+        size: str | None = None,
+        seed: int | None = None,
+        idempotency_key: str | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> dict:
         body: dict[str, Any] = {"prompt": prompt}
         if size:
             body["size"] = size
         if seed is not None:
             body["seed"] = seed
+        if metadata is not None:
+            body["metadata"] = metadata
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return self._call("POST", "/v1/images", body=body, headers=headers, expect=(200, 202))
 

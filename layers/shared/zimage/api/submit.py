@@ -20,7 +20,7 @@ from aws_lambda_powertools import Logger
 from zimage import errors
 from zimage.clock import iso, utc_now
 from zimage.jobs.model import QUEUED, Job, WebhookState, active_shard_for, new_job_id
-from zimage.jobs.quota import DailyQuota, upstream_refused
+from zimage.jobs.quota import DailyQuota, counted_owner, upstream_refused
 from zimage.upstream.errors import UpstreamError, UpstreamRateLimited, UpstreamRejected, UpstreamTimeout
 from zimage.upstream.novita import NovitaClient
 from zimage.webhooks.addresses import check_webhook_url
@@ -90,11 +90,15 @@ class SubmitDependencies(NamedTuple):
         )
 
 
-def submit_job(request: CreateImageRequest, *, owner: str, deps: SubmitDependencies) -> Job:
+def submit_job(
+    request: CreateImageRequest, *, owner: str, deps: SubmitDependencies, origin: dict[str, str] | None = None
+) -> Job:
+    """Start one job for `owner`. `origin` names the event a job made from an event answers
+    (source, event_id, idempotency_key); its completion events carry it as `request`."""
     if request.webhook_url:  # refused here, before anything is paid for
         check_webhook_url(request.webhook_url, allow_loopback=deps.allow_loopback_webhooks)
     quota = deps.quota
-    taken = quota.take(owner) if quota else None  # 429 quota_exceeded past a daily cap
+    taken = quota.take(counted_owner(owner)) if quota else None  # 429 quota_exceeded past a daily cap
     job_id = new_job_id()
     try:
         task_id = deps.novita.start_task(
@@ -125,6 +129,8 @@ def submit_job(request: CreateImageRequest, *, owner: str, deps: SubmitDependenc
         expires_at=int(time.time()) + deps.retention_days * 86400,
         webhook=WebhookState(url=request.webhook_url) if request.webhook_url else None,
         active_shard=active_shard_for(job_id),
+        metadata=request.metadata,
+        request=origin,
     )
     try:
         deps.jobs.create(job)

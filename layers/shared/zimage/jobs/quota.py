@@ -53,6 +53,21 @@ class Taken(NamedTuple):
     counter_ids: tuple[str, ...]
 
 
+EVENT_OWNER_PREFIX = "events:"
+EVENTS = "events"
+
+
+def event_owner(source: str) -> str:
+    """Jobs made from events belong to their source, so no API key ever sees them."""
+    return EVENT_OWNER_PREFIX + source
+
+
+def counted_owner(owner: str) -> str:
+    """Whose daily cap a job counts against: an API key's own, or one for every event source
+    together, so a producer cannot widen its cap by naming new sources."""
+    return EVENTS if owner.startswith(EVENT_OWNER_PREFIX) else owner
+
+
 def key_counter_id(owner: str, day: str) -> str:
     return f"{PREFIX}key#{owner}#{day}"
 
