@@ -81,6 +81,13 @@ class InconsistentSettings(ServiceError):
     code = "inconsistent_settings"
 
 
+class RequestExpired(ServiceError):
+    """A requested event not started within RequestMaxAgeMinutes (submit by event only)."""
+
+    status = 410
+    code = "request_expired"
+
+
 class WorkflowUnavailable(ServiceError):
     status = 503
     code = "workflow_unavailable"

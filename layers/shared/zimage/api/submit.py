@@ -37,6 +37,20 @@ class JobWriter(Protocol):
     def delete(self, job_id: str) -> None: ...
 
 
+def submission_idempotency(hours: int) -> Any:
+    """One Idempotency mechanism for both ways in (the API's Idempotency-Key, a requested event's
+    idempotency_key or id): Powertools keeps the first answer per (owner, key) with a hash of the
+    request, so a repeat gets the same answer without reaching the upstream, and a repeat with
+    another request is refused."""
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+
+    return IdempotencyConfig(
+        event_key_jmespath="[owner, idempotency_key]",
+        payload_validation_jmespath="request",
+        expires_after_seconds=hours * 3600,
+    )
+
+
 def execution_arn_for(state_machine_arn: str, job_id: str) -> str:
     """Executions are named after their job, so the ARN is known before the start."""
     return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"
