@@ -4,11 +4,12 @@
     zimage generate "a red fox" --metadata order=A-1042               # kept with the job
     zimage status img_01...          zimage list --status succeeded --urls
     zimage cancel img_01...
+    zimage batch prompts.jsonl -o out/batch/    # a line each; a second run resumes
 
 --url / ZIMAGE_URL picks the deployment (default http://127.0.0.1:3000, the local stack),
 --api-key / ZIMAGE_API_KEY the key, before or after the command. Exit status: 0 done; 1 the
-generated job failed or was canceled, or cancel found the job already ended another way; 2 the
-request was refused or the service could not be reached.
+generated job failed or was canceled, cancel found the job already ended another way, or a batch
+line failed or was not started; 2 the request was refused or the service could not be reached.
 """
 
 from __future__ import annotations
@@ -116,6 +117,17 @@ def generate(api: ImageApi, args: argparse.Namespace) -> int:
         + ", ".join(f"{name} {value:.2f}s" for name, value in timings.items()),
     )
     return 0
+
+
+def batch(api: ImageApi, args: argparse.Namespace) -> int:
+    from zimage_cli.batch import run_batch
+
+    if args.concurrency < 1:
+        print("zimage: --concurrency must be at least 1", file=sys.stderr)
+        return 2
+    return run_batch(
+        api, args.file, Path(args.output), concurrency=args.concurrency, timeout=args.timeout, quiet=args.json
+    )
 
 
 def status(api: ImageApi, args: argparse.Namespace) -> int:
@@ -231,6 +243,15 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--cursor")
     listing.add_argument("--urls", action="store_true", help="end each succeeded job's line with its image URL")
     listing.set_defaults(run=list_jobs)
+
+    many = commands.add_parser(
+        "batch", parents=[common], help="one image per line of a JSON Lines file; a second run resumes"
+    )
+    many.add_argument("file", type=Path, help='JSON Lines: {"prompt", "size", "seed", "metadata"} a line')
+    many.add_argument("-o", "--output", default="out/batch/", help="folder for the images and manifest.jsonl")
+    many.add_argument("--concurrency", type=int, default=4, help="lines in flight at once (default 4)")
+    many.add_argument("--timeout", type=float, default=600, help="seconds to follow each job (default 600)")
+    many.set_defaults(run=batch)
 
     stop = commands.add_parser("cancel", parents=[common], help="cancel a job that has not ended")
     stop.add_argument("job_id")
