@@ -28,7 +28,6 @@ logger = Logger()
 metrics = Metrics()
 runtime = shared_runtime()
 settings = runtime.settings
-processor = BatchProcessor(event_type=EventType.SQS)
 idempotency = submission_idempotency(settings.idempotency_hours)
 persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table or "unset")
 
@@ -82,4 +81,8 @@ def _hide(record: SQSRecord, seconds: int) -> None:
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     idempotency.register_lambda_context(context)
+    # A processor per batch: it keeps the batch's successes and failures while it runs. A batch
+    # whose every request is left for later (a burst the upstream refuses) is an answer, not a
+    # function error: each message already carries its own delay.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     return process_partial_response(event=event, record_handler=answer_record, processor=processor, context=context)

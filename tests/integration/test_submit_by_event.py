@@ -94,3 +94,29 @@ def test_our_own_events_are_never_taken_as_requests(stack, emulator, outcomes):
         e for e in outcomes.drain() if e["detail-type"] in OUTCOMES and e["detail"].get("metadata") == {"n": "loop"}
     ]
     assert answers == []
+
+
+def test_a_batch_left_wholly_for_later_is_an_answer_not_a_function_error(stack, emulator):
+    # GIVEN a requested event the upstream refuses for its rate limit, as a queued record
+    emulator.configure(rate_limit_every=1)
+    body = json.dumps(
+        {
+            "id": f"ev-{uuid.uuid4()}",
+            "source": "test.later",
+            "detail-type": "Image Generation Requested",
+            "detail": {"prompt": "a fox"},
+        }
+    )
+    record = {
+        "messageId": "m-1",
+        "receiptHandle": "not-a-real-handle",  # hiding it fails; the queue's own timeout would serve
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(int(time.time() * 1000))},
+    }
+
+    # WHEN the worker takes it
+    answer, error = stack.invoke("SubmitWorkerFunction", json.dumps({"Records": [record]}))
+
+    # THEN it reports the one message as left for later, without failing the invocation
+    assert error is None
+    assert json.loads(answer) == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
