@@ -91,3 +91,8 @@ class RequestExpired(ServiceError):
 class WorkflowUnavailable(ServiceError):
     status = 503
     code = "workflow_unavailable"
+
+
+class JobNotRecorded(WorkflowUnavailable):
+    """The upstream made a task, but the job could not be recorded or its workflow started: the
+    same answer to the API's caller, but a retry would pay for a second task."""

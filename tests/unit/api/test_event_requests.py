@@ -322,3 +322,26 @@ def test_the_requests_rule_takes_producers_events_and_never_our_own():
     assert matches("acme.orders", "Image Generation Requested")
     assert not matches("zimage", "Image Generation Requested")
     assert not matches("acme.orders", "Image Generation Succeeded")
+
+
+def test_a_job_that_could_not_be_recorded_after_its_task_was_made_is_rejected_not_paid_twice(world):
+    deps, novita, _, _ = world
+    broken = deps.submit()._replace(sfn=RecordingStepFunctions(error=RuntimeError("Step Functions is down")))
+    deps = deps._replace(submit=lambda: broken)
+
+    outcome = answer_request(message({"prompt": "a fox"}), deps)
+
+    assert outcome == {"rejected": "workflow_unavailable"}
+    assert len(novita.started) == 1  # tried once; a retry would make a second task
+
+
+def test_a_submit_the_upstream_did_not_answer_in_time_is_rejected_since_a_task_may_exist(world):
+    from zimage.upstream.errors import UpstreamTimeout
+
+    deps, novita, events, _ = world
+    novita.error = UpstreamTimeout("read timed out")
+
+    outcome = answer_request(message({"prompt": "a fox"}), deps)
+
+    assert outcome == {"rejected": "upstream_timeout"}
+    assert events.details()[0]["error"]["code"] == "upstream_timeout"

@@ -205,6 +205,9 @@ def _decide(submission: dict, deps: RequestDependencies) -> dict:
     try:
         request = parse_request(submission["request"])
         job = submit_job(request, owner=submission["owner"], deps=deps.submit(), origin=submission["origin"])
+    except errors.JobNotRecorded as exc:
+        # A task exists upstream already: trying again would pay for a second one.
+        raise Rejection(exc) from None
     except RETRYABLE as exc:
         # The upstream's own Retry-After when it gave one (Novita documents none), not the hint
         # the API adds for HTTP callers: the growing delay is the back-off.

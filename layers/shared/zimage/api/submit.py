@@ -158,9 +158,7 @@ def submit_job(
             "job could not be started; record removed", extra={"job_id": job_id, "orphaned_task_id": task_id}
         )
         _forget(deps.jobs, job_id)
-        raise errors.WorkflowUnavailable(
-            "the service could not start the job; nothing was created, please retry"
-        ) from None
+        raise errors.JobNotRecorded("the service could not start the job; nothing was created, please retry") from None
     logger.info("job started", extra={"job_id": job_id, "task_id": task_id})
     return job
 
