@@ -145,5 +145,6 @@ def test_a_job_made_from_an_event_names_its_request_and_counts_as_the_events_own
     assert jobs.get(job.job_id).to_event_detail()["request"] == origin
     assert jobs.get(job.job_id).owner == "events:acme.orders"
     # Every source counts as one owner, "events": the third job is over its cap of 2.
-    with pytest.raises(errors.QuotaExceeded):
+    with pytest.raises(errors.QuotaExceeded) as refused:
         submit_job(request, owner="events:acme.third", deps=deps)
+    assert "the event sources' daily cap of 2 jobs" in refused.value.message

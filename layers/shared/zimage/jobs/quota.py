@@ -110,7 +110,11 @@ class DailyQuota:
         expires = int((next_midnight(now) + KEEP_AFTER_DAY).timestamp())
         taken: list[str] = []
         for counter_id, cap, whose in (
-            (key_counter_id(owner, day), self.caps.per_key, "this API key's daily cap"),
+            (
+                key_counter_id(owner, day),
+                self.caps.per_key,
+                "the event sources' daily cap" if owner == EVENTS else "this API key's daily cap",
+            ),
             (deployment_counter_id(day), self.caps.per_deployment, "the deployment's daily cap"),
         ):
             if cap <= 0:
