@@ -345,3 +345,29 @@ def test_a_submit_the_upstream_did_not_answer_in_time_is_rejected_since_a_task_m
 
     assert outcome == {"rejected": "upstream_timeout"}
     assert events.details()[0]["error"]["code"] == "upstream_timeout"
+
+
+@pytest.mark.parametrize(
+    ("error", "retried"),
+    [
+        ("refused", True),  # no connection was ever opened: surely no task
+        ("503", True),  # a refusal, as the daily caps count it: its unit is given back
+        ("200 without a task id", False),  # may have made a task: the unit is kept, and so is the answer
+    ],
+)
+def test_an_unavailable_upstream_is_tried_again_only_when_it_surely_made_no_task(world, error, retried):
+    from zimage.upstream.errors import UpstreamUnavailable
+
+    deps, novita, events, _ = world
+    novita.error = {
+        "refused": UpstreamUnavailable("could not be reached"),
+        "503": UpstreamUnavailable("HTTP 503", status=503),
+        "200 without a task id": UpstreamUnavailable("no task_id", status=200),
+    }[error]
+
+    if retried:
+        with pytest.raises(RetryLater):
+            answer_request(message({"prompt": "a fox"}), deps)
+        assert events.entries == []
+    else:
+        assert answer_request(message({"prompt": "a fox"}), deps) == {"rejected": "upstream_unavailable"}

@@ -31,8 +31,8 @@ from zimage.api import request as api_inputs
 from zimage.api.request import CreateImageRequest, describe_validation_error
 from zimage.api.submit import SubmitDependencies, submit_job
 from zimage.jobs.events import SOURCE
-from zimage.jobs.quota import event_owner
-from zimage.upstream.errors import UpstreamRateLimited
+from zimage.jobs.quota import event_owner, upstream_refused
+from zimage.upstream.errors import UpstreamError, UpstreamRateLimited
 
 logger = Logger(child=True)
 
@@ -209,9 +209,13 @@ def _decide(submission: dict, deps: RequestDependencies) -> dict:
         # A task exists upstream already: trying again would pay for a second one.
         raise Rejection(exc) from None
     except RETRYABLE as exc:
+        cause = exc.__cause__
+        if isinstance(cause, UpstreamError) and not upstream_refused(cause):
+            # An answer that may have come with a task (a 200 without a usable task id): as the
+            # daily caps keep its unit, trying again could pay for a second task.
+            raise Rejection(exc) from None
         # The upstream's own Retry-After when it gave one (Novita documents none), not the hint
         # the API adds for HTTP callers: the growing delay is the back-off.
-        cause = exc.__cause__
         retry_after = cause.retry_after if isinstance(cause, UpstreamRateLimited) else None
         logger.info("request left for later", extra={"reason": exc.code})
         raise RetryLater(exc.message, _delay(submission, deps, retry_after=retry_after)) from None
