@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from local.persistence import LocalState
 from local.stack import DEV_API_KEY, LocalStack
-from local.template import ROOT
+from local.template import REGION, ROOT
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +67,23 @@ def main(argv: list[str] | None = None) -> int:
     return serve(port, api_keys, fresh=getattr(args, "fresh", False))
 
 
+def write_stack_facts(stack: LocalStack, api_key: str, signing_secret: str) -> Path:
+    """What a client of the running stack needs, for scripts to read instead of the banner:
+    out/local-stack.json, or where LOCAL_STACK_FACTS says."""
+    path = Path(os.environ.get("LOCAL_STACK_FACTS") or "out/local-stack.json")
+    facts = {
+        "api_url": stack.api_url,
+        "api_key": api_key,
+        "aws_endpoint_url": stack.endpoint,
+        "region": REGION,
+        "event_bus_name": stack.event_bus,
+        "webhook_signing_secret": signing_secret,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(facts, indent=2) + "\n")
+    return path
+
+
 def serve(port: int, api_keys: list[str], *, fresh: bool = False) -> int:
     upstream = os.environ.get("NOVITA_BASE_URL")
     api_key = api_keys[0]
@@ -91,6 +109,7 @@ def serve(port: int, api_keys: list[str], *, fresh: bool = False) -> int:
     if not upstream and os.environ.get("NOVITA_API_KEY"):
         hint += "             NOVITA_API_KEY is ignored without NOVITA_BASE_URL: the emulator checks its own key\n"
     signing_secret = stack.client("secretsmanager").get_secret_value(SecretId=os.environ["WEBHOOK_SECRET_ARN"])
+    facts = write_stack_facts(stack, api_key, signing_secret["SecretString"])
     key_hint = "   (set API_KEY to choose another, or several: one,two)" if api_key == DEV_API_KEY else ""
     demo_port = ("" if port == 3000 else f" PORT={port}") + ("" if api_key == DEV_API_KEY else f" API_KEY={api_key}")
     print(
@@ -115,6 +134,9 @@ Webhooks: "webhook_url" may point at a receiver on 127.0.0.1 here; deliveries ar
 
 Kept:      {kept}
   FRESH=1 make run starts clean.
+
+Events: bus {stack.event_bus} on {stack.endpoint} ({REGION}); put an "Image Generation Requested"
+  event there to start a job (docs/local-stack.md#submit-by-event). These facts, as JSON: {facts}
 
 Ctrl-C stops it.
 """,

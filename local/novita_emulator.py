@@ -58,6 +58,10 @@ class EmulatorSettings:
     image_status: int = 200  # HTTP status the image URL answers with
     ttl_style: str = "int"  # int (3600) | string ("3600") | zero ("0")
     include_debug_info: bool = True
+    # Every Nth task submit is refused with 429 RATE_LIMIT_EXCEEDED (0: never), as Novita's
+    # per-minute limit refuses part of a burst; Novita documents no Retry-After, so none by default.
+    rate_limit_every: int = 0
+    rate_limit_retry_after: int | None = None
 
 
 @dataclass
@@ -111,6 +115,7 @@ class NovitaEmulator:
         self.tasks: dict[str, Task] = {}
         self.calls: Counter[str] = Counter()
         self._faults: dict[str, deque[Fault]] = {SUBMIT: deque(), RESULT: deque(), IMAGE: deque()}
+        self.rate_limited = 0  # submits refused by rate_limit_every since the last reset
         self._lock = threading.Lock()
         self._server = _EmulatorServer((host, port), _handler_for(self))
         self._thread: threading.Thread | None = None
@@ -180,18 +185,36 @@ class NovitaEmulator:
         with self._lock:
             self.settings = self._initial
             self.calls.clear()
+            self.rate_limited = 0
             for queue in self._faults.values():
                 queue.clear()
 
     def stats(self) -> dict:
         with self._lock:
-            return {"calls": dict(self.calls), "tasks": len(self.tasks), "settings": asdict(self.settings)}
+            return {
+                "calls": dict(self.calls),
+                "tasks": len(self.tasks),
+                "rate_limited": self.rate_limited,
+                "settings": asdict(self.settings),
+            }
 
     def next_fault(self, endpoint: str) -> Fault | None:
         with self._lock:
             self.calls[endpoint] += 1
             queue = self._faults[endpoint]
-            return queue.popleft() if queue else None
+            if queue:
+                return queue.popleft()
+            every = self.settings.rate_limit_every
+            if endpoint == SUBMIT and every and self.calls[SUBMIT] % every == 0:
+                self.rate_limited += 1
+                return Fault(
+                    status=429,
+                    body=error_body(429, "RATE_LIMIT_EXCEEDED", "too many requests"),
+                    headers={"Retry-After": str(self.settings.rate_limit_retry_after)}
+                    if self.settings.rate_limit_retry_after is not None
+                    else {},
+                )
+            return None
 
     # --- the API -------------------------------------------------------------------------
 

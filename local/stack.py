@@ -68,6 +68,8 @@ QUICK_PARAMETERS = {
     "WebhookTimeoutSeconds": 1,
     "WebhookRetryBaseSeconds": 1,
     "WebhookMaxAttempts": 3,
+    "RequestRetryBaseSeconds": 1,
+    "SubmitWorkerMaxConcurrency": 3,
 }
 # The job's deadline the two settings above give (zimage.workflow.timing): 30 - 12 - 10 = 8 s.
 QUICK_DEADLINE_SECONDS = WorkflowTiming(
@@ -403,8 +405,17 @@ class LocalStack:
                 continue
             props = resolver.resolve(spec["Properties"])
             function = spec["Properties"]["FunctionName"]["Ref"]  # the function's logical id
-            poller = QueuePoller(self, function, props["EventSourceArn"], props.get("BatchSize", 10))
-            self._pollers.append(poller.start())
+            # Lambda runs up to MaximumConcurrency batches of one mapping at once: a poller each.
+            concurrency = int(props.get("ScalingConfig", {}).get("MaximumConcurrency", 1))
+            for _ in range(concurrency):
+                poller = QueuePoller(
+                    self,
+                    function,
+                    props["EventSourceArn"],
+                    int(props.get("BatchSize", 10)),
+                    reports_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+                )
+                self._pollers.append(poller.start())
 
     def _start_schedules(self, template: dict) -> None:
         """EventBridge's schedules: each function's `rate(...)` events, run on a timer thread."""
@@ -612,9 +623,14 @@ class Schedule(BackgroundWorker):
 
 
 class QueuePoller(BackgroundWorker):
-    def __init__(self, stack: LocalStack, function: str, queue_arn: str, batch_size: int):
+    def __init__(
+        self, stack: LocalStack, function: str, queue_arn: str, batch_size: int, *, reports_failures: bool = False
+    ):
         super().__init__(stack, function, "sqs-poller")
         self.queue_arn, self.batch_size = queue_arn, batch_size
+        # With ReportBatchItemFailures, Lambda deletes the batch but the messages the answer
+        # names; without it, the answer is ignored and a returned batch counts as done.
+        self.reports_failures = reports_failures
 
     def _run(self) -> None:
         sqs = self.stack.client("sqs")
@@ -650,7 +666,8 @@ class QueuePoller(BackgroundWorker):
         payload, error = self.stack.invoke(self.function, json.dumps({"Records": records}))
         if error:
             return  # the whole batch returns to the queue when its visibility ends
-        failed = {item["itemIdentifier"] for item in json.loads(payload).get("batchItemFailures", [])}
+        answer = json.loads(payload) if self.reports_failures else None
+        failed = {item["itemIdentifier"] for item in (answer or {}).get("batchItemFailures", [])}
         for message in received:
             if message["MessageId"] not in failed:
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])

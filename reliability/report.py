@@ -10,6 +10,7 @@ from string import Template
 
 from local.stack import DEV_API_KEY, QUICK_DEADLINE_SECONDS, QUICK_EMULATOR, QUICK_PARAMETERS, LocalStack
 from local.template import ROOT
+from reliability.event_burst import burst_problems, run_event_burst
 from reliability.scenarios import (
     DEADLINE_MARGIN_SECONDS,
     OTHER_KEY,
@@ -41,18 +42,23 @@ def write_report() -> int:
         outcomes = [run_scenario(stack, scenario) for scenario in SCENARIOS]
         abuse, left = run_abuse(stack)
         load = run_load(stack)
+        burst = run_event_burst(stack)
     finally:
         stack.stop()
-    REPORT.write_text(render(outcomes, abuse, left, load))
+    REPORT.write_text(render(outcomes, abuse, left, load, burst))
     failures = [o for o in outcomes if o.problems()] + [a for a in abuse if not 400 <= a.status < 500]
     print(f"wrote {REPORT}: {len(outcomes)} faults, {len(abuse)} hostile requests, {load['submitted']} concurrent jobs")
     for outcome in failures:
         print("  unexpected:", outcome)
     load_broken = load["lost"] or load["accepted"] < load["submitted"] or load["failed"]
-    return 1 if failures or load_broken or left["upstream_calls"] or left["jobs_left"] else 0
+    for problem in burst_problems(burst):
+        print("  burst of requested events:", problem)
+    broken = failures or load_broken or burst_problems(burst) or left["upstream_calls"] or left["jobs_left"]
+    return 1 if broken else 0
 
 
-def render(outcomes: list[Outcome], abuse: list[AbuseResult], left: dict, load: dict) -> str:
+def render(outcomes: list[Outcome], abuse: list[AbuseResult], left: dict, load: dict, burst: dict) -> str:
+    problems = burst_problems(burst)
     return Template(TEMPLATE.read_text()).substitute(
         date=date.today().isoformat(),
         deadline=QUICK_DEADLINE_SECONDS,
@@ -75,6 +81,14 @@ def render(outcomes: list[Outcome], abuse: list[AbuseResult], left: dict, load: 
         load_clients=load["clients"],
         peak_in_flight=load["peak_in_flight"],
         load_table=table(("measure", "value"), [(name, json.dumps(value)) for name, value in load.items()]),
+        burst_requests=burst["requests"],
+        burst_valid=burst["valid_requests"],
+        burst_repeated=burst["repeated_puts"],
+        burst_events=burst["events_put"],
+        burst_concurrency=QUICK_PARAMETERS["SubmitWorkerMaxConcurrency"],
+        burst_retry_base=QUICK_PARAMETERS["RequestRetryBaseSeconds"],
+        burst_verdict="both held." if not problems else "**it did not: " + "; ".join(problems) + ".**",
+        burst_table=table(("measure", "value"), [(name, json.dumps(value)) for name, value in burst.items()]),
     )
 
 

@@ -1,13 +1,16 @@
 """zimage generate | status | list | cancel | doctor: the image service from a terminal.
 
     zimage generate "a red fox in snow" --size '1024*768' --seed 7     # saves out/<job id>.jpg
+    zimage generate "a red fox" --metadata order=A-1042               # kept with the job
     zimage status img_01...          zimage list --status succeeded --urls
     zimage cancel img_01...          zimage doctor --no-generate
+    zimage batch prompts.jsonl -o out/batch/    # a line each; a second run resumes
 
 --url / ZIMAGE_URL picks the deployment (default http://127.0.0.1:3000, the local stack),
 --api-key / ZIMAGE_API_KEY the key, before or after the command. Exit status: 0 done; 1 the
-generated job failed or was canceled, or cancel found the job already ended another way; 2 the
-request was refused or the service could not be reached; for doctor, 1 when a check failed.
+generated job failed or was canceled, cancel found the job already ended another way, or a batch
+line failed or was not started; 2 the request was refused or the service could not be reached;
+for doctor, 1 when a check failed.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ def generate(api: ImageApi, args: argparse.Namespace) -> int:
     started = time.monotonic()
     # A key of our own makes the submit safe to repeat: a retry never starts a second paid job.
     key = args.idempotency_key or f"cli-{uuid.uuid4()}"
-    job = api.submit(args.prompt, size=args.size, seed=args.seed, idempotency_key=key)
+    metadata = dict(args.metadata) if args.metadata else None
+    job = api.submit(args.prompt, size=args.size, seed=args.seed, idempotency_key=key, metadata=metadata)
     accepted = time.monotonic()
     if args.no_wait:
         _emit(args, job, f"{job['id']} {job['status']}")
@@ -117,6 +121,17 @@ def generate(api: ImageApi, args: argparse.Namespace) -> int:
     return 0
 
 
+def batch(api: ImageApi, args: argparse.Namespace) -> int:
+    from zimage_cli.batch import run_batch
+
+    if args.concurrency < 1:
+        print("zimage: --concurrency must be at least 1", file=sys.stderr)
+        return 2
+    return run_batch(
+        api, args.file, Path(args.output), concurrency=args.concurrency, timeout=args.timeout, quiet=args.json
+    )
+
+
 def status(api: ImageApi, args: argparse.Namespace) -> int:
     job = api.get(args.job_id)
     _emit(args, job, _line(job))
@@ -179,6 +194,13 @@ def _emit_error(args: argparse.Namespace, message: str, body: object) -> None:
     print(f"zimage: {message}", file=sys.stderr)
 
 
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
 def _options(*, defaults: bool) -> argparse.ArgumentParser:
     """The options every command takes. They are accepted before the command too; there they
     carry the defaults, and after it they only override (SUPPRESS keeps a sub-command from
@@ -211,6 +233,13 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("-o", "--output", help="file or folder/ to save to (default out/<job id>.<ext>)")
     make.add_argument("--timeout", type=float, default=600, help="seconds to follow the job (default 600)")
     make.add_argument("--idempotency-key", help="reuse to make a retried submit return the same job")
+    make.add_argument(
+        "--metadata",
+        action="append",
+        type=_key_value,
+        metavar="KEY=VALUE",
+        help="your own fact to keep with the job, returned with it (repeatable)",
+    )
     make.add_argument("--no-wait", action="store_true", help="print the job and exit")
     make.set_defaults(run=generate)
 
@@ -224,6 +253,15 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--cursor")
     listing.add_argument("--urls", action="store_true", help="end each succeeded job's line with its image URL")
     listing.set_defaults(run=list_jobs)
+
+    many = commands.add_parser(
+        "batch", parents=[common], help="one image per line of a JSON Lines file; a second run resumes"
+    )
+    many.add_argument("file", type=Path, help='JSON Lines: {"prompt", "size", "seed", "metadata"} a line')
+    many.add_argument("-o", "--output", default="out/batch/", help="folder for the images and manifest.jsonl")
+    many.add_argument("--concurrency", type=int, default=4, help="lines in flight at once (default 4)")
+    many.add_argument("--timeout", type=float, default=600, help="seconds to follow each job (default 600)")
+    many.set_defaults(run=batch)
 
     stop = commands.add_parser("cancel", parents=[common], help="cancel a job that has not ended")
     stop.add_argument("job_id")

@@ -15,13 +15,20 @@ TERMINAL = ("succeeded", "failed", "canceled")
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, body: Any):
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None):
         error = body.get("error", {}) if isinstance(body, dict) else {}
         message = error.get("message") or (body.get("message") if isinstance(body, dict) else None) or str(body)
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
         self.body = body
         self.code = error.get("code")
+        self.headers = dict(headers or {})
+
+    @property
+    def retry_after(self) -> float | None:
+        """The answer's Retry-After in seconds, when it gave one."""
+        value = self.headers.get("Retry-After") or self.headers.get("retry-after")
+        return float(value) if value and value.isdigit() else None
 
 
 @dataclass
@@ -44,13 +51,21 @@ class ImageApi:
         self._http = urllib3.PoolManager(retries=retries, timeout=urllib3.Timeout(connect=5, read=self.timeout))
 
     def submit(
-        self, prompt: str, *, size: str | None = None, seed: int | None = None, idempotency_key: str | None = None
+        self,
+        prompt: str,
+        *,
+        size: str | None = None,
+        seed: int | None = None,
+        idempotency_key: str | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> dict:
         body: dict[str, Any] = {"prompt": prompt}
         if size:
             body["size"] = size
         if seed is not None:
             body["seed"] = seed
+        if metadata is not None:
+            body["metadata"] = metadata
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return self._call("POST", "/v1/images", body=body, headers=headers, expect=(200, 202))
 
@@ -115,5 +130,5 @@ class ImageApi:
         except ValueError:
             parsed = {"message": answer.data[:200].decode("utf-8", "replace")}
         if answer.status not in expect:
-            raise ApiError(answer.status, parsed)
+            raise ApiError(answer.status, parsed, dict(answer.headers))
         return parsed

@@ -10,18 +10,14 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayRouter
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, idempotent_function
 from pydantic import BeforeValidator
 
 from zimage import errors
 from zimage.api import request as api_inputs
 from zimage.api.request import CreateImageRequest
 from zimage.api.schemas import ErrorBody, GatewayMessage, JobPage, JobStatus, JobView
-from zimage.api.submit import SubmitDependencies, submit_job
+from zimage.api.submit import SubmitDependencies, submission_idempotency, submit_job
 from zimage.jobs.events import announce
 from zimage.jobs.model import JOB_ID, Job
 from zimage.jobs.store import wait_for_end
@@ -43,11 +39,7 @@ runtime = shared_runtime()
 # Idempotency-Key: Powertools keeps the first answer per (API key id, Idempotency-Key) and the
 # hash of the request body. A repeat with the same body gets the same job without reaching the
 # upstream; another body, or a repeat while the first is in flight, is refused (409).
-idempotency = IdempotencyConfig(
-    event_key_jmespath="[owner, idempotency_key]",
-    payload_validation_jmespath="request",
-    expires_after_seconds=runtime.settings.idempotency_hours * 3600,
-)
+idempotency = submission_idempotency(runtime.settings.idempotency_hours)
 
 # --- What the OpenAPI document says each route answers ----------------------------------------
 # Headers are declared with the answers that carry them; `required` only where every such answer

@@ -139,6 +139,10 @@ BAD_BODIES = [
     ({"prompt": "fox", "seed": -2}, "seed", "got -2"),
     ({"prompt": "fox", "seed": 2**31}, "seed", "got 2147483648"),
     ({"prompt": "fox", "colour": "red"}, "colour", "unknown field 'colour'"),
+    ({"prompt": "fox", "metadata": {f"k{n}": "v" for n in range(17)}}, "metadata", "at most 16 keys"),
+    ({"prompt": "fox", "metadata": {"a b": "v"}}, "metadata", "keys must be 1..64 characters"),
+    ({"prompt": "fox", "metadata": {"k": 1}}, "metadata", "values must be strings"),
+    ({"prompt": "fox", "metadata": {"k": "v" * 513}}, "metadata", "at most 512 characters"),
 ]
 
 

@@ -168,3 +168,22 @@ def test_the_options_win_over_the_environment(stack, emulator, capsys, monkeypat
 
     assert code == 0
     assert json.loads(capsys.readouterr().out)["id"] == job["id"]
+
+
+def test_generate_keeps_the_metadata_given_as_key_value_pairs(stack, emulator, capsys, tmp_path):
+    code, out, err = run(
+        stack,
+        capsys,
+        "generate",
+        "a red fox",
+        "--json",
+        "-o",
+        f"{tmp_path}/",
+        "--metadata",
+        "order=A-1",
+        "--metadata",
+        "note=x=y",
+    )
+
+    assert code == 0, err
+    assert json.loads(out)["metadata"] == {"order": "A-1", "note": "x=y"}

@@ -38,7 +38,7 @@ def event_tap(stack):
                 seen.append(json.loads(message["Body"]))
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             time.sleep(0.1)
-        return [event for event in seen if event["detail"]["id"] == job_id]
+        return [event for event in seen if event["detail"].get("id") == job_id]  # a rejection has no job
 
     return events_for
 
@@ -202,6 +202,27 @@ def test_the_receiver_gets_the_final_job_signed(stack, api, emulator, receiver):
     assert verified["data"]["image"]["url"].startswith("http")
     assert headers["webhook-id"] == f"msg_{job['id']}"
     assert job["webhook"]["attempts"] == 1 and job["webhook"]["last_status"] == 200
+
+
+def test_metadata_travels_unchanged_to_get_the_list_the_event_and_the_webhook(api, emulator, event_tap, receiver):
+    # GIVEN a job submitted with the caller's own metadata and a webhook
+    metadata = {"order": "A-1042", "note": "ünïcode, spaces & symbols", "empty": ""}
+    hook = receiver()
+
+    # WHEN it ends and its webhook is delivered
+    job = api.submit(webhook_url=hook.url, metadata=metadata)
+    job = wait_for_webhook(api, job["id"], "delivered")
+
+    # THEN every view of the job carries the metadata as it was given
+    assert job["metadata"] == metadata
+    listed = api.request("GET", "/v1/images?limit=100").json()["items"]
+    assert next(item for item in listed if item["id"] == job["id"])["metadata"] == metadata
+    [event] = event_tap(job["id"])
+    jsonschema.validate(event["detail"], DETAIL_SCHEMA)
+    assert event["detail"]["metadata"] == metadata
+    assert "request" not in event["detail"]  # made over HTTP, not from an event
+    [(_, body)] = hook.deliveries
+    assert json.loads(body)["data"]["metadata"] == metadata
 
 
 def test_a_receiver_that_fails_twice_gets_three_deliveries_with_one_id(api, emulator, receiver):

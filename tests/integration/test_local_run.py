@@ -146,3 +146,62 @@ def wait_for_end(call: Call, job_id: str, key: str) -> dict:
         assert time.monotonic() < deadline, job
         time.sleep(0.2)
     return job
+
+
+def test_make_run_writes_its_facts_and_takes_a_requested_event_end_to_end(tmp_path):
+    import boto3
+
+    facts_file = tmp_path / "local-stack.json"
+    with make_run(tmp_path, LOCAL_STACK_FACTS=str(facts_file)) as (call, output):
+        # GIVEN the facts `make run` wrote, and a queue of ours that hears the stack's outcome events
+        facts = json.loads(facts_file.read_text())
+        assert set(facts) == {
+            "api_url",
+            "api_key",
+            "aws_endpoint_url",
+            "region",
+            "event_bus_name",
+            "webhook_signing_secret",
+        }
+        assert facts["api_key"] == DEV_API_KEY and facts["webhook_signing_secret"] in output.read_text()
+        aws = {
+            "endpoint_url": facts["aws_endpoint_url"],
+            "region_name": facts["region"],
+            "aws_access_key_id": "local",
+            "aws_secret_access_key": "local",
+        }
+        events, sqs = boto3.client("events", **aws), boto3.client("sqs", **aws)
+        queue = sqs.create_queue(QueueName="my-pipeline-outcomes")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(
+            Name="my-outcomes", EventBusName=facts["event_bus_name"], EventPattern=json.dumps({"source": ["zimage"]})
+        )
+        events.put_targets(
+            Rule="my-outcomes", EventBusName=facts["event_bus_name"], Targets=[{"Id": "q", "Arn": queue_arn}]
+        )
+
+        # WHEN a pipeline puts a request on the bus, as docs/local-stack.md shows
+        detail = {"prompt": "a red fox", "size": "256*256", "metadata": {"order": "A-1042"}}
+        put = events.put_events(
+            Entries=[
+                {
+                    "Source": "acme.orders",
+                    "DetailType": "Image Generation Requested",
+                    "Detail": json.dumps(detail),
+                    "EventBusName": facts["event_bus_name"],
+                }
+            ]
+        )
+        assert put["FailedEntryCount"] == 0
+
+        # THEN its outcome event comes back with its metadata, naming the request
+        deadline, outcome = time.monotonic() + 60, None
+        while outcome is None:
+            assert time.monotonic() < deadline, output.read_text()[-3000:]
+            for message in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages", []):
+                outcome = json.loads(message["Body"])
+        assert outcome["detail-type"] == "Image Generation Succeeded", outcome
+        assert outcome["detail"]["metadata"] == {"order": "A-1042"}
+        assert outcome["detail"]["request"] == {"source": "acme.orders", "event_id": put["Entries"][0]["EventId"]}
+        # and the job is no API key's
+        assert call("GET", f"/v1/images/{outcome['detail']['id']}", DEV_API_KEY).status == 404

@@ -66,3 +66,22 @@ def test_the_health_event_checks_the_key(stack, emulator):
 
     assert answer["statusCode"] == 200
     assert json.loads(answer["body"])["checks"]["upstream_key"] == "accepted"
+
+
+def test_the_submit_worker_events_start_a_job_and_reject_an_expired_request(stack, emulator):
+    import time
+
+    # The request's sample is sent now, as the queue would stamp it (the file's own time is past).
+    request = load_event("submit_worker_request.json")
+    request["Records"][0]["attributes"]["SentTimestamp"] = str(int(time.time() * 1000))
+    tasks = len(emulator.tasks)
+
+    started, start_error = stack.invoke("SubmitWorkerFunction", json.dumps(request))
+    expired, expire_error = stack.invoke(
+        "SubmitWorkerFunction", json.dumps(load_event("submit_worker_expired_request.json"))
+    )
+
+    assert (start_error, expire_error) == (None, None)
+    assert json.loads(started) == {"batchItemFailures": []}
+    assert json.loads(expired) == {"batchItemFailures": []}  # answered for good: rejected
+    assert len(emulator.tasks) == tasks + 1  # the expired one never reached the upstream

@@ -105,6 +105,18 @@ class ModelBalanceEmpty(Misconfigured):
     code = "upstream_balance_empty"
 
 
+class RequestExpired(ServiceError):
+    """A requested event not started within RequestMaxAgeMinutes (submit by event only)."""
+
+    status = 410
+    code = "request_expired"
+
+
 class WorkflowUnavailable(ServiceError):
     status = 503
     code = "workflow_unavailable"
+
+
+class JobNotRecorded(WorkflowUnavailable):
+    """The upstream made a task, but the job could not be recorded or its workflow started: the
+    same answer to the API's caller, but a retry would pay for a second task."""

@@ -52,6 +52,10 @@ class Settings(NamedTuple):
     max_jobs_per_day: int = 10000
     # What the page says about the upstream when it is not Novita (the local stack's emulator).
     upstream_notice: str = ""
+    # Submit by event (zimage.api.event_requests).
+    request_queue_url: str = ""
+    request_max_age_minutes: int = 30
+    request_retry_base_seconds: int = 5
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -91,6 +95,9 @@ class Settings(NamedTuple):
             max_jobs_per_key_per_day=_int("MAX_JOBS_PER_KEY_PER_DAY", 1000),
             max_jobs_per_day=_int("MAX_JOBS_PER_DAY", 10000),
             upstream_notice=env.get("UPSTREAM_NOTICE", ""),
+            request_queue_url=env.get("REQUEST_QUEUE_URL", ""),
+            request_max_age_minutes=_int("REQUEST_MAX_AGE_MINUTES", 30),
+            request_retry_base_seconds=_int("REQUEST_RETRY_BASE_SECONDS", 5),
         )
 
     def workflow_timing(self) -> WorkflowTiming:

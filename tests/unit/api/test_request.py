@@ -78,3 +78,32 @@ def test_unknown_fields_list_the_known_ones():
 
     assert field == "webhook"
     assert "prompt, size, seed" in message
+
+
+def test_metadata_at_its_limits_passes_unchanged():
+    metadata = {f"k{n:02d}": "v" * 512 for n in range(15)} | {"A-z_0.9" + "x" * 57: ""}
+
+    request = CreateImageRequest.model_validate({"prompt": "x", "metadata": metadata})
+
+    assert request.metadata == metadata
+
+
+@pytest.mark.parametrize(
+    ("metadata", "said"),
+    [
+        ({f"k{n}": "v" for n in range(17)}, "at most 16 keys, got 17"),
+        ({"": "v"}, "keys must be 1..64 characters"),
+        ({"x" * 65: "v"}, "keys must be 1..64 characters"),
+        ({"has space": "v"}, "keys must be 1..64 characters"),
+        ({"k": 7}, "values must be strings, got int for 'k'"),
+        ({"k": None}, "values must be strings"),
+        ({"k": "v" * 513}, "at most 512 characters, got 513 for 'k'"),
+        (["k", "v"], "must be an object"),
+        ("k=v", "must be an object"),
+    ],
+)
+def test_metadata_outside_its_limits_is_refused_naming_the_field(metadata, said):
+    message, field = problem({"prompt": "x", "metadata": metadata})
+
+    assert field == "metadata"
+    assert said in message

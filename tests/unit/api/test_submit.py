@@ -110,3 +110,41 @@ def test_a_private_webhook_address_is_refused_before_the_upstream_is_paid(jobs):
         submit(jobs, novita=novita, webhook_url="https://10.0.0.8/hook")
 
     assert novita.started == []
+
+
+def test_metadata_and_the_origin_are_recorded_with_the_job_and_shown_unchanged(jobs):
+    job = submit(jobs, metadata={"order": "A-1042", "empty": ""})
+
+    stored = jobs.get(job.job_id)
+    assert stored.metadata == {"order": "A-1042", "empty": ""}
+    assert stored.to_view()["metadata"] == {"order": "A-1042", "empty": ""}
+    assert stored.to_event_detail()["metadata"] == {"order": "A-1042", "empty": ""}
+    assert "request" not in stored.to_event_detail()  # made over HTTP
+
+
+def test_a_job_made_from_an_event_names_its_request_and_counts_as_the_events_owner(jobs):
+    from zimage.jobs.quota import DailyCaps, DailyQuota
+
+    quota = DailyQuota(jobs._table, DailyCaps(per_key=2, per_deployment=100))
+    origin = {"source": "acme.orders", "event_id": "ev-1", "idempotency_key": "order-7"}
+    deps = SubmitDependencies(
+        novita=RecordingNovita(),
+        jobs=jobs,
+        sfn=RecordingStepFunctions(),
+        state_machine_arn=STATE_MACHINE,
+        timing=WorkflowTiming(execution_timeout_seconds=290, poll_turn_seconds=60),
+        retention_days=30,
+        workflow_type="STANDARD",
+        quota=quota,
+    )
+    request = CreateImageRequest.model_validate({"prompt": "a red fox"})
+
+    job = submit_job(request, owner="events:acme.orders", deps=deps, origin=origin)
+    submit_job(request, owner="events:acme.billing", deps=deps)
+
+    assert jobs.get(job.job_id).to_event_detail()["request"] == origin
+    assert jobs.get(job.job_id).owner == "events:acme.orders"
+    # Every source counts as one owner, "events": the third job is over its cap of 2.
+    with pytest.raises(errors.QuotaExceeded) as refused:
+        submit_job(request, owner="events:acme.third", deps=deps)
+    assert "the event sources' daily cap of 2 jobs" in refused.value.message

@@ -533,6 +533,8 @@ STATEFUL = {
     "WebhookSigningSecret": "AWS::SecretsManager::Secret",
     "WebhookQueue": "AWS::SQS::Queue",
     "WebhookDeadLetterQueue": "AWS::SQS::Queue",
+    "RequestQueue": "AWS::SQS::Queue",
+    "RequestDeadLetterQueue": "AWS::SQS::Queue",
     "ImageApiApiKey": "AWS::ApiGateway::ApiKey",
     "ImageApiUsagePlan": "AWS::ApiGateway::UsagePlan",
 }
@@ -554,7 +556,8 @@ def test_every_stateful_resource_is_one_whose_id_is_frozen(monkeypatch):
 
 def test_the_daily_job_caps_reach_the_api_function_and_its_settings(monkeypatch):
     """The caps the service enforces itself (zimage.jobs.quota): parameters, the API function's
-    environment and Settings agree, and only the API function, which counts jobs, gets them."""
+    environment and Settings agree, and only the functions that count jobs (the API and the
+    submit worker, which share the submit code) get them."""
     from zimage.settings import Settings
 
     parameters = TEMPLATE["Parameters"]
@@ -571,7 +574,7 @@ def test_the_daily_job_caps_reach_the_api_function_and_its_settings(monkeypatch)
     assert environment["MAX_JOBS_PER_DAY"] == {"Ref": "MaxJobsPerDay"}
     assert (deployed["MAX_JOBS_PER_KEY_PER_DAY"], deployed["MAX_JOBS_PER_DAY"]) == (5, 50)
     for logical, spec in RESOURCES.items():
-        if spec["Type"] == "AWS::Serverless::Function" and logical != "ApiFunction":
+        if spec["Type"] == "AWS::Serverless::Function" and logical not in ("ApiFunction", "SubmitWorkerFunction"):
             assert not {"MAX_JOBS_PER_KEY_PER_DAY", "MAX_JOBS_PER_DAY"} & set(
                 spec["Properties"].get("Environment", {}).get("Variables", {})
             ), logical

@@ -27,6 +27,12 @@ MAX_PROMPT_CHARS = 4000
 MAX_URL_CHARS = 2048
 
 
+# The caller's own keys and values, carried unchanged with the job to every view and event.
+MAX_METADATA_KEYS = 16
+MAX_METADATA_VALUE_CHARS = 512
+METADATA_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
 # C0 controls and DEL, except tab, line feed and carriage return, which prompts may hold.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -56,6 +62,13 @@ class CreateImageRequest(BaseModel):
         max_length=MAX_URL_CHARS,
         description="An https URL on a public host; the final job is POSTed there, signed (Standard Webhooks).",
         examples=["https://example.com/hooks/zimage"],
+    )
+    metadata: dict[str, str] | None = Field(
+        default=None,
+        description=f"Your own facts about the job (a record id, say): at most {MAX_METADATA_KEYS} keys of "
+        f"1..64 characters `A-Za-z0-9_.-`, string values of at most {MAX_METADATA_VALUE_CHARS} characters. "
+        "Returned unchanged with the job, in its events and in its webhook.",
+        examples=[{"order": "A-1042", "customer": "c_77"}],
     )
 
     @field_validator("prompt", mode="before")
@@ -101,9 +114,34 @@ class CreateImageRequest(BaseModel):
             raise ValueError(f"webhook_url must be at most {MAX_URL_CHARS} characters")
         return value.strip()
 
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _metadata(cls, value: Any) -> dict[str, str] | None:
+        return check_metadata(value)
+
     @property
     def dimensions(self) -> tuple[int, int]:
         return parse_size(self.size)
+
+
+def check_metadata(value: Any) -> dict[str, str] | None:
+    """The metadata as given, or a ValueError that says which key or value is wrong."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError(f"metadata must be an object of string values, got {_describe(value)}")
+    if len(value) > MAX_METADATA_KEYS:
+        raise ValueError(f"metadata must have at most {MAX_METADATA_KEYS} keys, got {len(value)}")
+    for key, item in value.items():
+        if not METADATA_KEY.match(key):
+            raise ValueError(f"metadata keys must be 1..64 characters of A-Za-z0-9_.-, got {key[:70]!r}")
+        if not isinstance(item, str):
+            raise ValueError(f"metadata values must be strings, got {_describe(item)} for {key!r}")
+        if len(item) > MAX_METADATA_VALUE_CHARS:
+            raise ValueError(
+                f"metadata values must be at most {MAX_METADATA_VALUE_CHARS} characters, got {len(item)} for {key!r}"
+            )
+    return dict(value)
 
 
 def _describe(value: Any) -> str:

@@ -94,6 +94,7 @@ class JobView(DocumentedModel):
     image: ImageView | None = Field(default=None, description="Only when succeeded.")
     error: JobErrorView | None = Field(default=None, description="Only when failed.")
     webhook: WebhookView | None = Field(default=None, description="Only when a webhook_url was given.")
+    metadata: dict[str, str] | None = Field(default=None, description="Only when given: as it was given.")
     links: dict[str, str]
 
 

@@ -20,7 +20,7 @@ from aws_lambda_powertools import Logger
 from zimage import errors
 from zimage.clock import iso, utc_now
 from zimage.jobs.model import QUEUED, Job, WebhookState, active_shard_for, new_job_id
-from zimage.jobs.quota import DailyQuota, upstream_refused
+from zimage.jobs.quota import DailyQuota, counted_owner, upstream_refused
 from zimage.misconfiguration import account_fault
 from zimage.upstream.errors import UpstreamError, UpstreamRateLimited, UpstreamRejected, UpstreamTimeout
 from zimage.upstream.novita import NovitaClient
@@ -36,6 +36,20 @@ logger = Logger(child=True)
 class JobWriter(Protocol):
     def create(self, job: Job) -> None: ...
     def delete(self, job_id: str) -> None: ...
+
+
+def submission_idempotency(hours: int) -> Any:
+    """One Idempotency mechanism for both ways in (the API's Idempotency-Key, a requested event's
+    idempotency_key or id): Powertools keeps the first answer per (owner, key) with a hash of the
+    request, so a repeat gets the same answer without reaching the upstream, and a repeat with
+    another request is refused."""
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+
+    return IdempotencyConfig(
+        event_key_jmespath="[owner, idempotency_key]",
+        payload_validation_jmespath="request",
+        expires_after_seconds=hours * 3600,
+    )
 
 
 def execution_arn_for(state_machine_arn: str, job_id: str) -> str:
@@ -91,11 +105,15 @@ class SubmitDependencies(NamedTuple):
         )
 
 
-def submit_job(request: CreateImageRequest, *, owner: str, deps: SubmitDependencies) -> Job:
+def submit_job(
+    request: CreateImageRequest, *, owner: str, deps: SubmitDependencies, origin: dict[str, str] | None = None
+) -> Job:
+    """Start one job for `owner`. `origin` names the event a job made from an event answers
+    (source, event_id, idempotency_key); its completion events carry it as `request`."""
     if request.webhook_url:  # refused here, before anything is paid for
         check_webhook_url(request.webhook_url, allow_loopback=deps.allow_loopback_webhooks)
     quota = deps.quota
-    taken = quota.take(owner) if quota else None  # 429 quota_exceeded past a daily cap
+    taken = quota.take(counted_owner(owner)) if quota else None  # 429 quota_exceeded past a daily cap
     job_id = new_job_id()
     try:
         task_id = deps.novita.start_task(
@@ -126,6 +144,8 @@ def submit_job(request: CreateImageRequest, *, owner: str, deps: SubmitDependenc
         expires_at=int(time.time()) + deps.retention_days * 86400,
         webhook=WebhookState(url=request.webhook_url) if request.webhook_url else None,
         active_shard=active_shard_for(job_id),
+        metadata=request.metadata,
+        request=origin,
     )
     try:
         deps.jobs.create(job)
@@ -139,9 +159,7 @@ def submit_job(request: CreateImageRequest, *, owner: str, deps: SubmitDependenc
             "job could not be started; record removed", extra={"job_id": job_id, "orphaned_task_id": task_id}
         )
         _forget(deps.jobs, job_id)
-        raise errors.WorkflowUnavailable(
-            "the service could not start the job; nothing was created, please retry"
-        ) from None
+        raise errors.JobNotRecorded("the service could not start the job; nothing was created, please retry") from None
     logger.info("job started", extra={"job_id": job_id, "task_id": task_id})
     return job
 

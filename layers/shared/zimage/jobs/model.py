@@ -103,6 +103,9 @@ class Job(NamedTuple):
     webhook: WebhookState | None = None
     # Set while the job is active, removed when it ends: the sparse index the sweeper reads.
     active_shard: str | None = None
+    metadata: dict[str, str] | None = None  # the caller's, returned unchanged
+    # A job made from an event: the request it answers (source, event_id, idempotency_key).
+    request: dict[str, str] | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -168,6 +171,10 @@ class Job(NamedTuple):
             view["error"] = {"code": self.error.code, "message": self.error.message}
         if self.webhook:
             view["webhook"] = present_fields(self.webhook)
+        if self.metadata is not None:
+            view["metadata"] = dict(self.metadata)
+        if self.request:
+            view["request"] = dict(self.request)
         view["links"] = {"self": f"/v1/images/{self.job_id}"}
         return view
 

@@ -53,6 +53,21 @@ class Taken(NamedTuple):
     counter_ids: tuple[str, ...]
 
 
+EVENT_OWNER_PREFIX = "events:"
+EVENTS = "events"
+
+
+def event_owner(source: str) -> str:
+    """Jobs made from events belong to their source, so no API key ever sees them."""
+    return EVENT_OWNER_PREFIX + source
+
+
+def counted_owner(owner: str) -> str:
+    """Whose daily cap a job counts against: an API key's own, or one for every event source
+    together, so a producer cannot widen its cap by naming new sources."""
+    return EVENTS if owner.startswith(EVENT_OWNER_PREFIX) else owner
+
+
 def key_counter_id(owner: str, day: str) -> str:
     return f"{PREFIX}key#{owner}#{day}"
 
@@ -95,7 +110,11 @@ class DailyQuota:
         expires = int((next_midnight(now) + KEEP_AFTER_DAY).timestamp())
         taken: list[str] = []
         for counter_id, cap, whose in (
-            (key_counter_id(owner, day), self.caps.per_key, "this API key's daily cap"),
+            (
+                key_counter_id(owner, day),
+                self.caps.per_key,
+                "the event sources' daily cap" if owner == EVENTS else "this API key's daily cap",
+            ),
             (deployment_counter_id(day), self.caps.per_deployment, "the deployment's daily cap"),
         ):
             if cap <= 0:
