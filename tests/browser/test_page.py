@@ -15,8 +15,10 @@ pytestmark = pytest.mark.xdist_group("browser")
 HOSTILE = 'a fox <img src=x onerror="window.__ran=1"><script>window.__ran=2</script>'
 
 
-def generate(page, prompt: str, size: str = "512*512") -> str:
+def generate(page, prompt: str, size: str = "512*512", metadata: str = "") -> str:
     page.page.fill("#prompt", prompt)
+    if metadata:
+        page.page.fill("#metadata", metadata)
     page.page.select_option("#size", size)
     page.page.click("#generate")
     return page.wait_for("() => document.getElementById('status-text').textContent.split(':')[0]", what="a job id")
@@ -29,10 +31,13 @@ def test_a_prompt_made_with_the_keyboard_alone_shows_its_image_and_facts(page):
     assert page.value("() => document.activeElement.id") == "prompt"
     assert "Novita emulator" in page.page.inner_text(".notice")
 
-    # WHEN a prompt is typed and Generate reached with Tab and pressed with Enter
+    # WHEN a prompt is typed, metadata given, and Generate reached with Tab and pressed with Enter
     page.page.keyboard.type("a lighthouse at dusk")
-    for _ in range(3):  # size, seed, Generate
+    for _ in range(3):  # size, seed, metadata (the API's document says it takes one)
         page.page.keyboard.press("Tab")
+    assert page.value("() => document.activeElement.id") == "metadata"
+    page.page.keyboard.type('{"order": "A-1042"}')
+    page.page.keyboard.press("Tab")
     assert page.value("() => document.activeElement.id") == "generate"
     page.page.keyboard.press("Enter")
 
@@ -49,7 +54,7 @@ def test_a_prompt_made_with_the_keyboard_alone_shows_its_image_and_facts(page):
 def test_the_image_made_is_in_the_gallery_and_opens_its_details(page):
     page.open()
     page.use_key()
-    job_id = generate(page, "a gallery fox")
+    job_id = generate(page, "a gallery fox", metadata='{"order": "A-7"}')
     page.wait_for("() => document.getElementById('result-image').naturalWidth > 0", what="the image drawn")
 
     page.page.click("#tab-gallery")
@@ -61,6 +66,7 @@ def test_the_image_made_is_in_the_gallery_and_opens_its_details(page):
     page.wait_for("() => document.querySelector('#details-body dl')", what="the details")
     assert job_id in page.page.inner_text("#details-title")
     assert "a gallery fox" in page.page.inner_text("#details-body")
+    assert '{"order":"A-7"}' in page.page.inner_text("#details-body")  # the metadata it was given
     page.page.keyboard.press("Escape")
     assert not page.value("() => document.getElementById('details').open")
 

@@ -379,6 +379,7 @@
         ["completed", job.completed_at],
         ["progress", !TERMINAL.has(job.status) && job.progress !== undefined ? `${job.progress}%` : null],
         ["why it failed", job.error ? `${job.error.code}: ${job.error.message}` : null],
+        ["metadata", job.metadata ? JSON.stringify(job.metadata) : null],
         ["bytes", job.image ? String(job.image.bytes) : null],
         ["sha256", job.image ? job.image.sha256 : null],
       ]);
