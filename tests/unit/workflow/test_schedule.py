@@ -15,7 +15,7 @@ from zimage.upstream.novita import TaskResult, TaskStatus, UpstreamImage
 from zimage.workflow.poll import PollDependencies, poll
 from zimage.workflow.schedule import (
     PollPolicy,
-    estimated_eta_seconds,
+    believed_end,
     expected_remaining_seconds,
     next_poll_in,
     wait_seconds,
@@ -157,7 +157,7 @@ def test_waits_are_whole_seconds_inside_min_and_max_and_the_deadline():
 
 
 def test_with_no_eta_clients_are_told_the_historys_median():
-    assert estimated_eta_seconds(1.0, history(*[6.0] * 20)) == 5
+    assert history(*[6.0] * 20).eta_seconds(1.0) == 5
 
 
 # --- whole jobs, on a fake clock -------------------------------------------------------------
@@ -313,3 +313,13 @@ def test_an_outlier_task_is_polled_sparsely_past_everything_seen(jobs, images, c
     assert followed.answer["status"] == "succeeded"
     assert followed.lag <= 0.5 * 40  # a wait is at most half the task's age
     assert followed.polls <= 14
+
+
+def test_clients_are_shown_the_eta_history_finds_plausible():
+    durations = history(*typical_tasks())
+
+    assert believed_end(0.2, durations, None) == durations.expected_end(0.2)
+    assert believed_end(0.2, durations, 4.0) == 4.0
+    assert 4.0 < believed_end(0.2, durations, 30.0) <= 4.2  # a lie too long, brought inside history
+    assert 3.8 <= believed_end(0.2, durations, 1.0) < 4.0  # a lie too short likewise
+    assert believed_end(20, durations, 25.0) == 25.0  # past everything seen, the eta is all there is

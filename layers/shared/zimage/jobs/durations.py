@@ -9,9 +9,14 @@ in a queue moves them by one sample out of many.
 from __future__ import annotations
 
 import bisect
+import math
 import threading
 from collections import deque
 
+from zimage.clock import epoch_seconds
+
+# Etas come in whole seconds, so a task may end up to this long before its eta says.
+ETA_GRANULARITY_SECONDS = 1.0
 # The typical duration the prior centres on where the deployment names none (TaskSecondsPrior).
 DEFAULT_TASK_SECONDS = 5.0
 # The prior's spread around the typical duration: wide, so that before any history the schedule
@@ -32,7 +37,17 @@ class Durations:
         self._samples: deque[float] = deque(maxlen=kept)
         self._eta_verdicts: deque[bool] = deque(maxlen=KEPT_ETA_VERDICTS)
         self._sorted: list[float] = list(self._prior)
+        self._keys: deque[str] = deque(maxlen=4 * kept)
         self._lock = threading.Lock()
+
+    def add_once(self, key: str, seconds: float) -> None:
+        """A duration learned from a record that may be read again (the API reads a job many
+        times): counted once per key, among the keys remembered."""
+        with self._lock:
+            if key in self._keys:
+                return
+            self._keys.append(key)
+        self.add(seconds)
 
     def add(self, seconds: float) -> None:
         """One task's duration, as seen ending."""
@@ -70,6 +85,13 @@ class Durations:
         """The median end of a task still running at `elapsed`."""
         return self.quantile_after(elapsed, 0.5)
 
+    def eta_seconds(self, elapsed: float) -> int | None:
+        """What a job still running at `elapsed` is shown as its eta when the upstream gives none:
+        the median end of the tasks that ran that long, from now, in whole seconds rounded up as
+        upstream etas are."""
+        end = self.expected_end(elapsed)
+        return None if end is None else max(1, math.ceil(end - elapsed))
+
     def record_eta_verdict(self, right: bool) -> None:
         """Whether the first eta of a task that ended told its end."""
         with self._lock:
@@ -80,3 +102,8 @@ class Durations:
         verdict yet they are (an upstream that sends an eta usually means it)."""
         verdicts = list(self._eta_verdicts)
         return not verdicts or 2 * sum(verdicts) >= len(verdicts)
+
+
+def job_seconds(created_at: str, completed_at: str) -> float:
+    """How long a job took, submit to its record saying it ended, from its record's stamps."""
+    return epoch_seconds(completed_at) - epoch_seconds(created_at)

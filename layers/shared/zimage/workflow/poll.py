@@ -26,7 +26,7 @@ from zimage.workflow import timing
 from zimage.workflow.answers import PENDING, answer_for, carried, completion
 from zimage.workflow.schedule import (
     PollPolicy,
-    estimated_eta_seconds,
+    believed_end,
     eta_proved_wrong,
     eta_was_right,
     expected_remaining_seconds,
@@ -164,7 +164,7 @@ def poll(state: dict, deps: PollDependencies) -> dict:
         eta_wrong = eta_wrong or eta_proved_wrong(elapsed, first_eta_end)
         if eta_wrong:
             eta_end = None
-        shown_eta = _estimated_eta(result, remaining, elapsed, durations)
+        shown_eta = _shown_eta(elapsed, durations, eta_end)
         if result.status is TaskStatus.PROCESSING and not started_processing:
             # Shown to clients at once, not only when this turn ends.
             started_processing = True
@@ -271,23 +271,19 @@ def _failed(state: dict, deps: PollDependencies, code: str, message: str) -> dic
     return answer_for(state, job)
 
 
-def _estimated_eta(result: TaskResult, remaining: float | None, elapsed: float, durations: Durations) -> int | None:
-    """What the job shows as its eta where the upstream sends none: the progress rate's, or the
-    history's."""
-    if result.eta_seconds:
-        return None
-    if remaining is not None:
-        return max(1, math.ceil(remaining))
-    return estimated_eta_seconds(elapsed, durations)
+def _shown_eta(elapsed: float, durations: Durations, eta_end: float | None) -> int | None:
+    """The eta the job shows: where the service believes the task ends, from now, in whole seconds
+    rounded up as upstream etas are."""
+    end = believed_end(elapsed, durations, eta_end)
+    return None if end is None else max(1, math.ceil(end - elapsed))
 
 
-def _progress_of(result: TaskResult, estimated_eta: int | None) -> dict:
-    """The answer as the job shows it; where the upstream gives no eta, the estimate's."""
-    eta = _whole(result.eta_seconds)
+def _progress_of(result: TaskResult, shown_eta: int | None) -> dict:
+    """The answer as the job shows it, with the service's eta (see _shown_eta)."""
     return {
         "processing": result.status is TaskStatus.PROCESSING,
         "progress": _whole(result.progress_percent),
-        "eta_seconds": eta if eta else (estimated_eta or eta),
+        "eta_seconds": shown_eta if shown_eta is not None else _whole(result.eta_seconds),
     }
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from zimage.jobs.durations import Durations
+from zimage.jobs.durations import ETA_GRANULARITY_SECONDS, Durations
 
 
 class PollPolicy(NamedTuple):
@@ -33,8 +33,6 @@ class PollPolicy(NamedTuple):
 
 # The chance of the task having ended that each poll is planned to cover.
 MASS_PER_POLL = 0.25
-# Upstream etas come in whole seconds, so a task may end up to this long before its eta says.
-ETA_GRANULARITY_SECONDS = 1.0
 # An eta that names an end earlier than this share of the tasks that ran as long ever ended
 # is implausible: it earns one look at that end, not fast polling.
 PLAUSIBLE_SHARE = 0.05
@@ -42,6 +40,9 @@ PLAUSIBLE_SHARE = 0.05
 ETA_GRACE_SECONDS = 0.5
 # Past every task seen so far, the next poll comes after this share of the time run so far.
 BACKOFF_SHARE = 0.5
+# Past the median of all tasks, no gap is longer than this: the late ones are the slow jobs a
+# client notices, and a Wait of a second costs little next to their own time.
+TAIL_GAP_SECONDS = 1.0
 # A gap of at least this long is handed to a Wait state; a shorter one is slept in the Lambda.
 SHORTEST_WAIT_SECONDS = 1.0
 
@@ -77,6 +78,9 @@ def next_poll_in(
     else:
         gap = planned - elapsed
         median_gap = (durations.quantile_after(elapsed, 0.5) or planned) - elapsed
+        typical_end = durations.expected_end(0.0)
+        if typical_end is not None and elapsed >= typical_end:
+            gap = min(gap, TAIL_GAP_SECONDS)  # past the usual end, the late tasks are seen within a Wait
     if eta_end is not None:
         window_opens = eta_end - ETA_GRANULARITY_SECONDS - elapsed
         earliest = durations.quantile_after(elapsed, PLAUSIBLE_SHARE)
@@ -89,6 +93,18 @@ def next_poll_in(
     return min(max(gap, policy.fast_poll_interval_seconds), float(policy.max_wait_seconds))
 
 
+def believed_end(elapsed: float, durations: Durations, eta_end: float | None) -> float | None:
+    """Where the service believes a task still running at `elapsed` ends (seconds since the
+    submit), which the job shows its clients as its eta: the upstream's eta where history finds
+    it plausible, brought inside history's range where not, and history's median without one."""
+    median = durations.expected_end(elapsed)
+    if eta_end is None or median is None:
+        return median if eta_end is None else eta_end
+    earliest = durations.quantile_after(elapsed, PLAUSIBLE_SHARE) or eta_end
+    latest = durations.quantile_after(elapsed, 1 - PLAUSIBLE_SHARE) or eta_end
+    return min(max(eta_end, earliest), latest)
+
+
 def sleeps_in_lambda(gap: float) -> bool:
     """Whether a gap is slept inside the call rather than handed to a Wait state."""
     return gap < SHORTEST_WAIT_SECONDS
@@ -99,10 +115,3 @@ def wait_seconds(gap: float, time_left: float, policy: PollPolicy) -> int:
     inside MinWaitSeconds and MaxWaitSeconds, never past the deadline."""
     wait = min(max(math.floor(gap + 0.5), policy.min_wait_seconds), policy.max_wait_seconds)
     return max(1, min(wait, math.ceil(max(time_left, 0))))
-
-
-def estimated_eta_seconds(elapsed: float, durations: Durations) -> int | None:
-    """What clients are told the job still needs when the upstream says nothing: the median end of
-    the tasks that ran this long, from now, in whole seconds."""
-    end = durations.expected_end(elapsed)
-    return None if end is None else max(1, math.ceil(end - elapsed))
