@@ -8,6 +8,7 @@ sample does: a fixed 5 s Wait before every single status check.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -180,9 +181,10 @@ def run(
         time.sleep(max(0.0, first_arrival + n * ARRIVAL_INTERVAL_SECONDS - time.monotonic()))
         body = {"prompt": f"{prompt} {n}", "size": size, "seed": n}
         if through_api:  # as a client: the POST, then the CLI's way of following
+            answer = http.request("POST", f"{stack.api_url}/v1/images", body=json.dumps(body), headers=headers)
+            accepted, accepted_at = answer.json(), time.time()
+            assert answer.status == 202, accepted
             client = ImageApi(stack.api_url, DEV_API_KEY)
-            accepted = client.submit(body["prompt"], size=size, seed=n)
-            accepted_at = time.time()
             reads = Counter()
             get = client.get
 
@@ -675,7 +677,11 @@ def start_stack() -> tuple[LocalStack, str]:
     stack = LocalStack(
         api_port=0,
         api_keys={DEV_API_KEY: "key-one"},
-        parameters={"LogLevel": "ERROR"},
+        # The template's own prior, not the emulator's: the schedule learns the tasks as it would on AWS.
+        parameters={
+            "LogLevel": "ERROR",
+            "TaskSecondsPrior": load_template()["Parameters"]["TaskSecondsPrior"]["Default"],
+        },
         emulator_settings=EmulatorSettings(
             queue_seconds=QUEUE_SECONDS,
             run_seconds_range=TYPICAL_SECONDS,

@@ -66,6 +66,12 @@ class EmulatorSettings:
     ttl_style: str = "int"  # int (3600) | string ("3600") | zero ("0")
     include_debug_info: bool = True
 
+    @property
+    def typical_seconds(self) -> float:
+        """How long a task usually takes, queue included: the middle of the range it draws from."""
+        run = sum(self.run_seconds_range) / 2 if self.run_seconds_range else self.run_seconds
+        return round(self.queue_seconds + run, 2)
+
 
 @dataclass
 class Task:
