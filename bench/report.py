@@ -87,6 +87,11 @@ def render(r: dict) -> str:
         cli_none_p50=none["cli"]["sees_it_p50_s"],
         cli_none_p95=none["cli"]["sees_it_p95_s"],
         webhook=f"{none['following_usd_per_job']['webhook']:.2g}",
+        none_ratio=f"{none['cost_per_image_usd']['ratio_to_least']:.2f}x",
+        none_gb_seconds=none["lambda_gb_seconds_per_job"],
+        none_poll_lambda=f"{none['lambda_gb_seconds_per_job'] * PRICES['lambda_gb_second_arm']:.2g}",
+        cli_none_held=none["cli"]["held_seconds_per_job"],
+        cli_none_extra=f"{none['following_usd_per_job']['cli'] - PRICES['apigw_rest_request']:.2g}",
         cold_start_table=table(
             (
                 "function",
