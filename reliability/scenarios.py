@@ -411,8 +411,9 @@ SCENARIOS: list[Scenario] = [
         status="failed",
         code="timeout",
         message="the image was not ready before the job's deadline",
-        # An eta of 30 s: no fast polling, one answer a turn, turns as long as MaxWaitSeconds.
-        poll_calls=(2, QUICK_PARAMETERS["MaxPolls"]),
+        # An eta of 30 s, far past the tasks the poll function has seen end: asked at history's
+        # pace until past them, then turns as long as the eta asks, up to MaxWaitSeconds.
+        poll_calls=(2, CALLS_PER_JOB),
     ),
     Scenario(
         "a task always almost done",

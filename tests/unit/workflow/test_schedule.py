@@ -121,6 +121,12 @@ def test_past_every_task_seen_the_polls_back_off_with_the_tasks_age():
     assert next_poll_in(20, history(*typical_tasks()), None, eta_trusted=True, policy=POLICY) == 10
 
 
+def test_past_every_task_seen_a_trusted_eta_sets_the_wait():
+    assert next_poll_in(20, history(*typical_tasks()), 40, eta_trusted=True, policy=POLICY) == 19
+    # an untrusted one never lengthens it
+    assert next_poll_in(20, history(*typical_tasks()), 40, eta_trusted=False, policy=POLICY) == 10
+
+
 def test_a_trusted_eta_shortens_the_wait_to_its_last_second():
     durations = history(*typical_tasks(low=1, high=10))
 

@@ -86,8 +86,9 @@ def next_poll_in(
         earliest = durations.quantile_after(elapsed, PLAUSIBLE_SHARE)
         if eta_trusted and (earliest is None or eta_end >= earliest):
             # Inside the eta's last second poll fast; before it, wait for it, but never past
-            # the median of what history says.
-            gap = policy.fast_poll_interval_seconds if window_opens <= 0 else min(window_opens, max(gap, median_gap))
+            # the median of what history says (past every task seen, history says nothing).
+            longest = median_gap if planned is not None else window_opens
+            gap = policy.fast_poll_interval_seconds if window_opens <= 0 else min(window_opens, max(gap, longest))
         elif eta_end > elapsed:
             gap = min(gap, eta_end - elapsed)  # one look at the end it named, never a longer wait
     return min(max(gap, policy.fast_poll_interval_seconds), float(policy.max_wait_seconds))
