@@ -17,7 +17,7 @@ from aws_lambda_powertools import Logger
 
 from zimage.images.size import parse_size
 from zimage.images.store import ImageStore
-from zimage.jobs.durations import DEFAULT_TASK_SECONDS, Durations
+from zimage.jobs.durations import DEFAULT_TASK_SECONDS, ETA_GRANULARITY_SECONDS, Durations
 from zimage.jobs.model import SUCCEEDED, present_fields
 from zimage.jobs.store import JobStore
 from zimage.upstream.errors import InvalidImage, UpstreamError, UpstreamRejected
@@ -216,10 +216,13 @@ def _learn(
     first_eta_end: float | None,
 ) -> None:
     """One more task seen ending: it ended between the last answer that found it running and this
-    one, so the middle of the two is the best guess of its end."""
+    one, so the middle of the two is the best guess of its end. The eta is judged only when the
+    two answers are close enough to tell (failed polls or a long Wait between them would blame
+    the eta for the service's own lateness)."""
     ended = (answered_at if last_pending_at is None else (last_pending_at + answered_at) / 2) - submitted_at
     durations.add(ended)
-    if first_eta_end is not None:
+    told = last_pending_at is not None and answered_at - last_pending_at <= ETA_GRANULARITY_SECONDS
+    if first_eta_end is not None and told:
         durations.record_eta_verdict(eta_was_right(first_eta_end, ended))
 
 
