@@ -37,7 +37,16 @@ from reliability.scenarios import run_load
 from zimage.workflow.timing import WorkflowTiming
 
 RESULTS = ROOT / "bench" / "results.json"
-GENERATION_SECONDS = (1.0, 10.0)  # each upstream task takes a time drawn uniformly from this range
+# Each upstream task takes a time drawn from its prompt and seed: most of them uniformly from
+# TYPICAL_SECONDS (one model at one size takes about the same time), OUTLIER_SHARE of them
+# uniformly from OUTLIER_SECONDS, slower, never faster (a queue, a cold worker).
+TYPICAL_SECONDS = (3.5, 4.5)
+OUTLIER_SHARE = 0.15
+OUTLIER_SECONDS = (5.0, 10.0)
+QUEUE_SECONDS = 0.2  # each task is queued this long before it runs
+# The upstream's eta, per mode: exact, absent (eta and progress stay 0), or a quarter or three
+# times the truth (local/novita_emulator.py).
+MODES = ("truthful", "none", "misleading")
 JOBS_PER_POLICY = 24
 # Jobs arrive one every this many seconds, as clients' requests do, rather than in one burst: all
 # of the local stack shares one interpreter, so 24 submits in the same instant queue behind one
@@ -54,6 +63,27 @@ LOAD_RUN_SECONDS = 75.0
 
 # us-east-1 list prices (USD); the upstream's own price is left out.
 PRICES_AS_OF = "2025-11-01"
+# The requests every image needs whatever follows its job, per image, as measured before the
+# poll schedule learned (bench/results.json at de654d4): the POST and one GET, the S3 PUT and
+# the client's download, the job's DynamoDB writes and reads, and its completion event (which
+# that count missed). Frozen, so that calls a schedule adds count against it, not the floor.
+FLOOR_REQUESTS_PER_IMAGE = {
+    "apigw_rest_request": 2,
+    "s3_put": 1,
+    "s3_get": 1,
+    "dynamodb_write": 5.62,
+    "dynamodb_read": 2,
+    "eventbridge_event": 1,
+}
+# The CLI before this schedule read the job every this many seconds.
+OLD_CLI_INTERVAL_SECONDS = 0.5
+# The old `Prefer: wait` re-read the job this many times a second while it held the answer.
+OLD_WAITER_READS_PER_SECOND = 4
+API_MEMORY_MB = 256  # the API function's, which a held `Prefer: wait` read keeps running
+# A webhook's delivery: the rule's SQS message sent, received and deleted, and one call of the
+# 128 MB sender taking this long (its POST to the receiver), on top of the event every job sends.
+WEBHOOK_DELIVERY_SECONDS = 0.2
+SQS_REQUESTS_PER_MESSAGE = 3
 PRICES = {
     "sfn_standard_transition": 0.025 / 1000,
     "sfn_express_request": 1.00 / 1_000_000,
@@ -66,6 +96,7 @@ PRICES = {
     "dynamodb_write": 0.625 / 1_000_000,
     "dynamodb_read": 0.125 / 1_000_000,
     "eventbridge_event": 1.00 / 1_000_000,
+    "sqs_request": 0.40 / 1_000_000,
 }
 WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
 READS = {"GetItem", "Query"}
@@ -91,6 +122,31 @@ class CallCounter:
         return taken
 
 
+class ApiCalls:
+    """The API function's calls as the local API Gateway makes them: method and seconds each
+    (the local stack hands them to the handler directly, outside its own invocation list)."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.calls: list[tuple[str, float]] = []
+        self._lock = threading.Lock()
+        handler = stack.api.handler
+
+        def timed(event: dict, context: object) -> dict:
+            started = time.monotonic()
+            try:
+                return handler(event, context)
+            finally:
+                with self._lock:
+                    self.calls.append((event.get("httpMethod", ""), time.monotonic() - started))
+
+        stack.api.handler = timed
+
+    def take(self) -> list[tuple[str, float]]:
+        with self._lock:
+            taken, self.calls = self.calls, []
+        return taken
+
+
 def run(
     stack: LocalStack,
     policy: str,
@@ -99,10 +155,13 @@ def run(
     *,
     size: str = "512*512",
     base64_output: bool = False,
+    prompt: str = "bench fox",
 ) -> dict:
     """Run `jobs` jobs under one policy, arriving at a steady rate; measure each job. The service's jobs go through
-    the HTTP API, unless they ask the upstream for base64 output (a deployment setting, so the
-    bench hands those to the service's workflow with the same submit code)."""
+    the HTTP API and are followed as the CLI follows them, unless they ask the upstream for base64 output (a
+    deployment setting, so the bench hands those to the service's workflow with the same submit code)."""
+    from zimage_cli.client import ImageApi
+
     from zimage.api.submit import SubmitDependencies, submit_job
     from zimage.clock import epoch_seconds
     from zimage.jobs.store import JobStore
@@ -112,16 +171,33 @@ def run(
     http = urllib3.PoolManager(maxsize=JOBS_PER_POLICY, retries=False, timeout=urllib3.Timeout(connect=5, read=60))
     headers = {"x-api-key": DEV_API_KEY, "Content-Type": "application/json"}
     stack.invocations.clear()
+    API_CALLS.take()
+    through_api = policy == "service" and not base64_output
 
     first_arrival = time.monotonic()
 
-    def start(n: int) -> str:
+    def start(n: int) -> dict:
+        """Submit job n; a job through the API is followed by the CLI's own code until it ends."""
         time.sleep(max(0.0, first_arrival + n * ARRIVAL_INTERVAL_SECONDS - time.monotonic()))
-        body = {"prompt": f"bench fox {n}", "size": size, "seed": n}
-        if policy == "service" and not base64_output:  # through the HTTP API, as a client
-            return http.request("POST", f"{stack.api_url}/v1/images", body=json.dumps(body), headers=headers).json()[
-                "id"
-            ]
+        body = {"prompt": f"{prompt} {n}", "size": size, "seed": n}
+        if through_api:  # as a client: the POST, then the CLI's way of following
+            answer = http.request("POST", f"{stack.api_url}/v1/images", body=json.dumps(body), headers=headers)
+            accepted, accepted_at = answer.json(), time.time()
+            assert answer.status == 202, accepted
+            client = ImageApi(stack.api_url, DEV_API_KEY)
+            reads = Counter()
+            get = client.get
+
+            def counted_get(job_id: str, **kwargs: object) -> dict:
+                reads["get"] += 1  # each read the client makes, to price the way it follows
+                return get(job_id, **kwargs)
+
+            client.get = counted_get
+            job = client.follow(accepted, timeout=120)
+            seen_at = time.time()
+            assert job["status"] == "succeeded", job
+            assert urllib3.request("GET", job["image"]["url"]).status == 200, job
+            return {"id": accepted["id"], "accepted_at": accepted_at, "seen_at": seen_at, "reads": reads["get"]}
         from zimage.api.request import CreateImageRequest
 
         deps = SubmitDependencies.from_runtime(runtime)._replace(
@@ -131,10 +207,11 @@ def run(
             deps = deps._replace(state_machine_arn=baseline_arn, timing=BASELINE_TIMING, workflow_type="STANDARD")
         # the same submit, handing the job to the chosen workflow
         job = submit_job(CreateImageRequest.model_validate(body), owner="key-one", deps=deps)
-        return job.job_id
+        return {"id": job.job_id}
 
     with ThreadPoolExecutor(jobs) as pool:
-        ids = list(pool.map(start, range(jobs)))
+        started = list(pool.map(start, range(jobs)))
+    ids = [job["id"] for job in started]
     # The harness reads through its own client, so its reads are not counted as the service's.
     harness = JobStore(stack.resource("dynamodb").Table(stack.table))
     deadline, unfinished = time.monotonic() + 120, set(ids)
@@ -144,34 +221,58 @@ def run(
         time.sleep(0.5)
     stack.wait_until_idle(timeout=60)
 
-    overheads, transitions, durations = [], [], []
+    overheads, transitions, durations, polls, tasks, followed, latencies = [], [], [], [], [], [], []
     events = 0
-    for job_id in ids:
+    for job_id, submitted in zip(ids, started, strict=True):
         job = harness.get(job_id)
-        overheads.append(epoch_seconds(job.completed_at) - stack.emulator.finished_at(job.task_id))
+        task = stack.emulator.tasks[job.task_id]
+        ended = stack.emulator.finished_at(job.task_id)
+        completed = epoch_seconds(job.completed_at)
+        overheads.append(completed - ended)
+        polls.append(task.polls)
+        tasks.append(ended - task.created_wall)
         arn = stack.execution_arn(job_id, baseline_arn if policy == "baseline" else None)
         history = stack.client("stepfunctions").get_execution_history(executionArn=arn, maxResults=1000)["events"]
         described = stack.client("stepfunctions").describe_execution(executionArn=arn)
         durations.append((described["stopDate"] - described["startDate"]).total_seconds())
         transitions.append(sum(event["type"].endswith("StateEntered") for event in history))
         # The workflow's PutEvents go through Step Functions itself, not the functions' clients.
-        events += sum(event.get("stateEnteredEventDetails", {}).get("name", "").startswith("Emit") for event in history)
-        # Readable through GET: the presigned URL downloads.
-        view = http.request("GET", f"{stack.api_url}/v1/images/{job_id}", headers=headers).json()
-        assert urllib3.request("GET", view["image"]["url"]).status == 200, view
+        events += sum(
+            event.get("stateEnteredEventDetails", {}).get("name", "").startswith("Announce") for event in history
+        )
+        if through_api:
+            followed.append(completed - submitted["accepted_at"])
+            latencies.append(submitted["seen_at"] - completed)
+        else:  # readable through GET: the presigned URL downloads
+            view = http.request("GET", f"{stack.api_url}/v1/images/{job_id}", headers=headers).json()
+            assert urllib3.request("GET", view["image"]["url"]).status == 200, view
     aws_calls = COUNTER.take()  # with the API's reads for those GETs, which are this run's
+    api_calls = API_CALLS.take()
     memory = {name: function.memory for name, function in stack.functions.items()}
     gb_seconds = sum(seconds * memory[name] / 1024 for name, seconds in stack.invocations if name != "ApiFunction")
     invocations = sum(1 for name, _ in stack.invocations if name != "ApiFunction")
-    return {
+    gets = [seconds for method, seconds in api_calls if method == "GET"]
+    measured = {
         "jobs": len(ids),
         "overheads": overheads,
         "transitions": transitions,
         "durations": durations,
+        "upstream_polls": polls,
+        "task_seconds": tasks,
         "lambda_invocations": invocations,
         "lambda_gb_seconds": gb_seconds,
         "aws_calls": {**aws_calls, "PutEvents": aws_calls.get("PutEvents", 0) + events},
+        "gets_seconds": gets,
     }
+    if through_api:
+        measured["following"] = {
+            "api_requests": len(api_calls),
+            "get_seconds": sum(gets),
+            "reads": sum(submitted["reads"] for submitted in started),
+            "followed_seconds": followed,
+            "latencies": latencies,
+        }
+    return measured
 
 
 def workflow_cost(measured: dict, workflow: str) -> float:
@@ -193,11 +294,33 @@ def orchestration_cost_per_image(measured: dict, workflow: str) -> float:
     return (workflow_cost(measured, workflow) + lambda_cost) / measured["jobs"]
 
 
-def least_express_cost_per_image(measured: dict, mean_task_seconds: float) -> float:
+def floor_fixed_cost_per_image() -> float:
+    """What every image pays whatever follows its job (FLOOR_REQUESTS_PER_IMAGE)."""
+    return sum(count * PRICES[item] for item, count in FLOOR_REQUESTS_PER_IMAGE.items())
+
+
+def least_express_cost_per_image(mean_task_seconds: float) -> float:
     """The least any Express loop could cost per image with the requests every image makes: its
     start and its life through the upstream's mean task, and no Lambda call at all."""
-    fixed = cost_per_image(measured, "EXPRESS") - orchestration_cost_per_image(measured, "EXPRESS")
-    return fixed + PRICES["sfn_express_request"] + mean_task_seconds * 0.0625 * PRICES["sfn_express_gb_second"]
+    return (
+        floor_fixed_cost_per_image()
+        + PRICES["sfn_express_request"]
+        + mean_task_seconds * 0.0625 * PRICES["sfn_express_gb_second"]
+    )
+
+
+def api_cost(measured: dict) -> float:
+    """The API's share of a run: with a measured way of following, its requests (the POST and each
+    read) and the reads' Lambda calls; without, the POST and one GET that finds the job done."""
+    following = measured.get("following")
+    if following is None:
+        return measured["jobs"] * 2 * PRICES["apigw_rest_request"]
+    reads = following["api_requests"] - measured["jobs"]
+    return (
+        following["api_requests"] * PRICES["apigw_rest_request"]
+        + reads * PRICES["lambda_request"]
+        + following["get_seconds"] * API_MEMORY_MB / 1024 * PRICES["lambda_gb_second_arm"]
+    )
 
 
 def cost_per_image(measured: dict, workflow: str) -> float:
@@ -207,7 +330,7 @@ def cost_per_image(measured: dict, workflow: str) -> float:
         workflow_cost(measured, workflow)
         + measured["lambda_invocations"] * PRICES["lambda_request"]
         + measured["lambda_gb_seconds"] * PRICES["lambda_gb_second_arm"]
-        + jobs * 2 * PRICES["apigw_rest_request"]  # the POST, and one GET that finds it done
+        + api_cost(measured)
         + calls.get("PutObject", 0) * PRICES["s3_put"]
         + jobs * PRICES["s3_get"]  # the client's download
         + sum(n for op, n in calls.items() if op in WRITES) * PRICES["dynamodb_write"]
@@ -215,6 +338,70 @@ def cost_per_image(measured: dict, workflow: str) -> float:
         + calls.get("PutEvents", 0) * PRICES["eventbridge_event"]
     )
     return total / jobs
+
+
+def following_costs(measured: dict, read_seconds: float) -> dict:
+    """What following one job costs each way, per job, from this run's jobs: from the POST's
+    answer to the job's record saying it ended. `read_seconds` is one read the service does not
+    hold. The event every job sends is in every image's bill, so it is not counted here."""
+    following = measured["following"]
+    jobs = measured["jobs"]
+    gb_second = API_MEMORY_MB / 1024 * PRICES["lambda_gb_second_arm"]
+    call = PRICES["apigw_rest_request"] + PRICES["lambda_request"]
+    one_read = call + read_seconds * gb_second + PRICES["dynamodb_read"]
+    followed = following["followed_seconds"]
+    held = sum(followed)
+    polled_reads = sum(1 + math.ceil(seconds / OLD_CLI_INTERVAL_SECONDS) for seconds in followed)
+    api_reads = max(0, measured["aws_calls"].get("GetItem", 0) - jobs)  # less the POST's own read
+    return {
+        "get_every_half_second": polled_reads * one_read / jobs,
+        "prefer_wait_rereading": (
+            jobs * call + held * gb_second + (held * OLD_WAITER_READS_PER_SECOND + jobs) * PRICES["dynamodb_read"]
+        )
+        / jobs,
+        "prefer_wait_lean": (jobs * call + held * gb_second + 3 * jobs * PRICES["dynamodb_read"]) / jobs,
+        "cli": (api_cost(measured) - jobs * PRICES["apigw_rest_request"] + api_reads * PRICES["dynamodb_read"]) / jobs,
+        "webhook": SQS_REQUESTS_PER_MESSAGE * PRICES["sqs_request"]
+        + PRICES["lambda_request"]
+        + WEBHOOK_DELIVERY_SECONDS * 128 / 1024 * PRICES["lambda_gb_second_arm"],
+        "eventbridge": 0.0,
+    }
+
+
+def mode_results(measured: dict, workflow: str, read_seconds: float) -> dict:
+    """One upstream mode's figures, as bench/results.json keeps them."""
+    mean_task = statistics.mean(measured["task_seconds"])
+    cost = cost_per_image(measured, workflow)
+    floor = least_express_cost_per_image(mean_task)
+    following = measured["following"]
+    jobs = measured["jobs"]
+    return {
+        "overhead_s": {"p50": _percentile(measured["overheads"], 50), "p95": _percentile(measured["overheads"], 95)},
+        "upstream_polls_per_job": {
+            "mean": round(statistics.mean(measured["upstream_polls"]), 2),
+            "max": max(measured["upstream_polls"]),
+        },
+        "transitions_per_job": round(statistics.mean(measured["transitions"]), 2),
+        "lambda_gb_seconds_per_job": round(measured["lambda_gb_seconds"] / jobs, 3),
+        "mean_task_s": round(mean_task, 2),
+        "cost_per_image_usd": {
+            "as_the_cli_follows": round(cost, 8),
+            "least_possible_express": round(floor, 8),
+            "ratio_to_least": round(cost / floor, 3),
+            "same_runs_as_standard": round(cost_per_image(measured, "STANDARD"), 8),
+            "orchestration": round(orchestration_cost_per_image(measured, workflow), 8),
+        },
+        "following_usd_per_job": {
+            name: round(value, 9) for name, value in following_costs(measured, read_seconds).items()
+        },
+        "cli": {
+            "reads_per_job": round(following["reads"] / jobs, 2),
+            "held_seconds_per_job": round(following["get_seconds"] / jobs, 3),
+            "sees_it_p50_s": _percentile(following["latencies"], 50),
+            "sees_it_p95_s": _percentile(following["latencies"], 95),
+        },
+        "aws_calls_per_job": {k: round(v / jobs, 2) for k, v in sorted(measured["aws_calls"].items())},
+    }
 
 
 # What every function does before its own code: boto3, and Powertools' Logger, Metrics and
@@ -449,33 +636,83 @@ def _percentile(values: list[float], q: int) -> float:
 
 
 COUNTER = CallCounter()
+API_CALLS: ApiCalls  # made with the stack, whose API front it wraps
+
+
+def measure_modes(stack: LocalStack, baseline_arn: str, workflow: str) -> dict:
+    """The baseline once (its fixed Waits never read an eta), then the service in every upstream
+    mode, on the same tasks; before them, unmeasured, as many jobs with other prompts teach the
+    poll function how long tasks take, as a deployment's first minutes would."""
+    stack.emulator.configure(eta_style="none")
+    run(stack, "service", baseline_arn, prompt="bench warm-up")
+    baseline = run(stack, "baseline", baseline_arn)
+    read_seconds = statistics.median(baseline["gets_seconds"])  # the harness's reads are never held
+    modes = {}
+    for mode in MODES:
+        stack.emulator.configure(eta_style=mode)
+        modes[mode] = mode_results(run(stack, "service", baseline_arn), workflow, read_seconds)
+    stack.emulator.configure(eta_style="truthful")
+    return {
+        "baseline": {
+            "overhead_s": {
+                "p50": _percentile(baseline["overheads"], 50),
+                "p95": _percentile(baseline["overheads"], 95),
+            },
+            "upstream_polls_per_job": {
+                "mean": round(statistics.mean(baseline["upstream_polls"]), 2),
+                "max": max(baseline["upstream_polls"]),
+            },
+            "transitions_per_job": round(statistics.mean(baseline["transitions"]), 2),
+            "lambda_gb_seconds_per_job": round(baseline["lambda_gb_seconds"] / baseline["jobs"], 3),
+            "cost_per_image_usd": round(cost_per_image(baseline, "STANDARD"), 8),
+            "aws_calls_per_job": {k: round(v / baseline["jobs"], 2) for k, v in sorted(baseline["aws_calls"].items())},
+        },
+        "modes": modes,
+        "read_seconds": round(read_seconds, 4),
+    }
+
+
+def start_stack() -> tuple[LocalStack, str]:
+    """A fresh local stack with the bench's upstream, the call counters and the baseline's workflow."""
+    stack = LocalStack(
+        api_port=0,
+        api_keys={DEV_API_KEY: "key-one"},
+        # The template's own prior, not the emulator's: the schedule learns the tasks as it would on AWS.
+        parameters={
+            "LogLevel": "ERROR",
+            "TaskSecondsPrior": load_template()["Parameters"]["TaskSecondsPrior"]["Default"],
+        },
+        emulator_settings=EmulatorSettings(
+            queue_seconds=QUEUE_SECONDS,
+            run_seconds_range=TYPICAL_SECONDS,
+            outlier_share=OUTLIER_SHARE,
+            outlier_range=OUTLIER_SECONDS,
+        ),
+    ).start()
+    from zimage.runtime import shared_runtime
+
+    runtime = shared_runtime()
+    for client in (runtime.images._s3, runtime.jobs._table.meta.client, runtime.sfn, runtime.events, runtime.sqs):
+        COUNTER.attach(client)
+    global API_CALLS
+    API_CALLS = ApiCalls(stack)
+    arn = stack.add_function("BaselinePollFunction", ROOT / "bench" / "baseline_poll.py", memory=BASELINE_MEMORY_MB)
+    definition = substitute_definition(
+        (ROOT / "bench" / "baseline_job_poller.asl.json").read_text(), {"BaselinePollFunctionArn": arn}
+    )
+    baseline_arn = stack.create_state_machine("zimage-bench-baseline", definition)
+    COUNTER.take()
+    return stack, baseline_arn
 
 
 def measure() -> dict:
     """Run every measurement on a fresh local stack; the results as bench/results.json keeps them."""
-    stack = LocalStack(
-        api_port=0,
-        api_keys={DEV_API_KEY: "key-one"},
-        parameters={"LogLevel": "ERROR"},
-        emulator_settings=EmulatorSettings(queue_seconds=0.2, run_seconds_range=GENERATION_SECONDS),
-    ).start()
+    stack, baseline_arn = start_stack()
     try:
         from zimage.runtime import shared_runtime
 
-        runtime = shared_runtime()
-        for client in (runtime.images._s3, runtime.jobs._table.meta.client, runtime.sfn, runtime.events, runtime.sqs):
-            COUNTER.attach(client)
-        arn = stack.add_function("BaselinePollFunction", ROOT / "bench" / "baseline_poll.py", memory=BASELINE_MEMORY_MB)
-        definition = substitute_definition(
-            (ROOT / "bench" / "baseline_job_poller.asl.json").read_text(), {"BaselinePollFunctionArn": arn}
-        )
-        baseline_arn = stack.create_state_machine("zimage-bench-baseline", definition)
-        COUNTER.take()
-        workflow = runtime.settings.workflow_type
-        service = run(stack, "service", baseline_arn)
-        baseline = run(stack, "baseline", baseline_arn)
-        stack.emulator.configure(run_seconds_range=(3.0, 3.0))
-        three_seconds = run(stack, "service", baseline_arn, jobs=6)
+        workflow = shared_runtime().settings.workflow_type
+        policies = measure_modes(stack, baseline_arn, workflow)
         # Image delivery: a download from the upstream's storage, or the bytes inline in the
         # task result. Large images, where the two differ most; in the order A B B A, so that
         # neither way always runs first.
@@ -487,45 +724,22 @@ def measure() -> dict:
                 )
             )
         by_url, inline = (_combined(delivery[kind]) for kind in ("url", "base64"))
-        stack.emulator.configure(run_seconds_range=None)
+        stack.emulator.configure(run_seconds_range=None, outlier_share=0.0)
         load = run_load(stack, jobs=200, run_seconds=LOAD_RUN_SECONDS)
     finally:
         stack.stop()
     results = {
-        "jobs": service["jobs"] + baseline["jobs"],
-        "generation_seconds": {"distribution": "uniform", "min": GENERATION_SECONDS[0], "max": GENERATION_SECONDS[1]},
+        "jobs_per_mode": JOBS_PER_POLICY,
+        "task_seconds": {
+            "typical": list(TYPICAL_SECONDS),
+            "outlier_share": OUTLIER_SHARE,
+            "outliers": list(OUTLIER_SECONDS),
+            "queued": QUEUE_SECONDS,
+        },
         "arrival_interval_s": ARRIVAL_INTERVAL_SECONDS,
-        "overhead_s": {
-            "p50": _percentile(service["overheads"], 50),
-            "p95": _percentile(service["overheads"], 95),
-            "baseline_p50": _percentile(baseline["overheads"], 50),
-            "baseline_p95": _percentile(baseline["overheads"], 95),
-        },
-        "transitions_per_job": {
-            "mean": round(statistics.mean(service["transitions"]), 2),
-            "baseline_mean": round(statistics.mean(baseline["transitions"]), 2),
-            "job_of_3_s": round(statistics.mean(three_seconds["transitions"]), 2),
-        },
-        "cost_per_image_usd": {
-            "service": round(cost_per_image(service, workflow), 8),
-            "baseline": round(cost_per_image(baseline, "STANDARD"), 8),
-            "service_as_standard": round(cost_per_image(service, "STANDARD"), 8),
-            "service_workflow": workflow,
-            "least_possible_express": round(least_express_cost_per_image(service, sum(GENERATION_SECONDS) / 2), 8),
-            "orchestration_only": {
-                "service": round(orchestration_cost_per_image(service, workflow), 8),
-                "baseline": round(orchestration_cost_per_image(baseline, "STANDARD"), 8),
-            },
-            "prices_as_of": PRICES_AS_OF,
-        },
-        "lambda_gb_seconds_per_job": {
-            "service": round(service["lambda_gb_seconds"] / service["jobs"], 3),
-            "baseline": round(baseline["lambda_gb_seconds"] / baseline["jobs"], 3),
-        },
-        "aws_calls_per_job": {
-            "service": {k: round(v / service["jobs"], 2) for k, v in sorted(service["aws_calls"].items())},
-            "baseline": {k: round(v / baseline["jobs"], 2) for k, v in sorted(baseline["aws_calls"].items())},
-        },
+        "service_workflow": workflow,
+        "prices_as_of": PRICES_AS_OF,
+        **policies,
         "image_delivery_1024": {
             kind: {
                 "overhead_p50_s": _percentile(measured["overheads"], 50),

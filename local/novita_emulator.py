@@ -48,8 +48,15 @@ class EmulatorSettings:
     queue_seconds: float = 0.2
     run_seconds: float = 1.0
     run_seconds_range: tuple[float, float] | None = None  # each task draws its time from this
+    # This share of the tasks draws from outlier_range instead of run_seconds_range (a queue, a
+    # cold worker).
+    outlier_share: float = 0.0
+    outlier_range: tuple[float, float] | None = None
     report_eta: bool = True
     report_progress: bool = True
+    # truthful: eta and progress as they are; none: both stay 0, as Novita sends for many
+    # models; misleading: each task claims a time a quarter or three times its real one.
+    eta_style: str = "truthful"
     eta_override: float | None = None  # a fixed eta, whatever the real remaining time
     outcome: str = "succeed"  # succeed | fail | never | unknown_status
     fail_reason: str = "the model could not render this prompt"
@@ -62,6 +69,12 @@ class EmulatorSettings:
     # per-minute limit refuses part of a burst; Novita documents no Retry-After, so none by default.
     rate_limit_every: int = 0
     rate_limit_retry_after: int | None = None
+
+    @property
+    def typical_seconds(self) -> float:
+        """How long a task usually takes, queue included: the middle of the range it draws from."""
+        run = sum(self.run_seconds_range) / 2 if self.run_seconds_range else self.run_seconds
+        return round(self.queue_seconds + run, 2)
 
 
 @dataclass
@@ -76,6 +89,7 @@ class Task:
     settings: EmulatorSettings
     run_seconds: float = 0.0
     created_wall: float = 0.0  # time.time() at creation, for measuring from outside
+    polls: int = 0  # task-result calls that asked about it
     _image: bytes | None = field(default=None, repr=False)
 
 
@@ -244,9 +258,7 @@ class NovitaEmulator:
             settings=self.settings,
             # Drawn from the prompt and seed, like the image: the same request takes the same
             # time, so runs (and the bench's two policies) are compared on the same tasks.
-            run_seconds=random.Random(f"{seed}:{prompt}").uniform(*self.settings.run_seconds_range)
-            if self.settings.run_seconds_range
-            else self.settings.run_seconds,
+            run_seconds=_draw_run_seconds(self.settings, random.Random(f"{seed}:{prompt}")),
             created_wall=time.time(),
         )
         with self._lock:
@@ -258,14 +270,22 @@ class NovitaEmulator:
         if task is None:
             return 404, error_body(404, "TASK_NOT_FOUND", "task not found")
         s = task.settings
+        task.polls += 1
         elapsed = time.monotonic() - task.created
         total = s.queue_seconds + task.run_seconds
         ended = elapsed >= total and s.outcome != "never"
         if not ended:
             status = "TASK_STATUS_QUEUED" if elapsed < s.queue_seconds else "TASK_STATUS_PROCESSING"
-            remaining = max(0.0, total - elapsed)
+            claimed = total
+            if s.eta_style == "misleading":
+                claimed = s.queue_seconds + task.run_seconds * _claimed_factor(task)
+            remaining = max(0.0, claimed - elapsed)
             eta = s.eta_override if s.eta_override is not None else (math.ceil(remaining) if s.report_eta else 0)
-            progress = min(99, int(100 * elapsed / total)) if s.report_progress and total else 0
+            progress = min(99, int(100 * elapsed / claimed)) if s.report_progress and claimed else 0
+            if s.eta_style == "misleading":
+                eta = max(1, eta)  # a task past its claim still claims a second more
+            elif s.eta_style == "none":
+                eta, progress = 0, 0
         else:
             status = {"fail": "TASK_STATUS_FAILED", "unknown_status": "TASK_STATUS_UNKNOWN"}.get(
                 s.outcome, "TASK_STATUS_SUCCEED"
@@ -320,6 +340,22 @@ class NovitaEmulator:
         if task._image is None:
             task._image = _broken(task.settings.image_variant, render_image(task))
         return task._image
+
+
+def _draw_run_seconds(settings: EmulatorSettings, draw: random.Random) -> float:
+    """A task's time, drawn from its prompt and seed so that the same request takes the same time;
+    with no range to draw from, run_seconds for every task."""
+    if not settings.run_seconds_range:
+        return settings.run_seconds
+    if settings.outlier_range and draw.random() < settings.outlier_share:
+        return draw.uniform(*settings.outlier_range)
+    return draw.uniform(*settings.run_seconds_range)
+
+
+def _claimed_factor(task: Task) -> float:
+    """How far a misleading eta is off for this task: half of them claim a quarter of their time,
+    the other half three times it."""
+    return random.Random(f"eta:{task.seed}:{task.prompt}").choice((0.25, 3.0))
 
 
 def render_image(task: Task) -> bytes:

@@ -343,6 +343,9 @@ class LocalStack:
             resolver.parameters["NovitaBaseUrl"] = self._novita_base_url
         else:
             resolver.parameters["NovitaBaseUrl"] = self.emulator.url
+            # The poll schedule's prior, unless one was chosen: how long the emulator's tasks take.
+            if "TaskSecondsPrior" not in self.parameters:
+                resolver.parameters["TaskSecondsPrior"] = str(self.emulator.settings.typical_seconds)
 
     def _resources(self, template: dict, resolver: Resolver, kind: str) -> dict[str, dict]:
         return {

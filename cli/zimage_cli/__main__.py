@@ -79,7 +79,7 @@ def generate(api: ImageApi, args: argparse.Namespace) -> int:
                 eta = f", eta {update['eta_seconds']}s" if update.get("eta_seconds") else ""
                 print(f"{update['status']} {progress}%{eta}", file=sys.stderr)
 
-        job = api.follow(job["id"], timeout=args.timeout, on_change=show)
+        job = api.follow(job, timeout=args.timeout, on_change=show)
     ended = time.monotonic()
     if job["status"] != "succeeded":
         error = job.get("error") or {}

@@ -119,7 +119,7 @@ class Batch:
         try:
             job = self.submit(body, line)
             record["job_id"] = job["id"]
-            job = self.api.follow(job["id"], timeout=self.timeout, interval=0.5)
+            job = self.api.follow(job, timeout=self.timeout)
         except ApiError as exc:
             if exc.code == "quota_exceeded":
                 raise QuotaReached(str(exc), _resume_at(exc)) from None

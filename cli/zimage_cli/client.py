@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -69,8 +68,10 @@ class ImageApi:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return self._call("POST", "/v1/images", body=body, headers=headers, expect=(200, 202))
 
-    def get(self, job_id: str) -> dict:
-        return self._call("GET", f"/v1/images/{job_id}")
+    def get(self, job_id: str, *, wait: int | None = None) -> dict:
+        """The job; with `wait`, the service holds the answer up to that many seconds for it to end."""
+        headers = {"Prefer": f"wait={wait}"} if wait else None
+        return self._call("GET", f"/v1/images/{job_id}", headers=headers)
 
     def cancel(self, job_id: str) -> dict:
         return self._call("DELETE", f"/v1/images/{job_id}")
@@ -79,21 +80,12 @@ class ImageApi:
         query = {k: v for k, v in (("status", status), ("limit", limit), ("cursor", cursor)) if v is not None}
         return self._call("GET", "/v1/images" + (f"?{urlencode(query)}" if query else ""))
 
-    def follow(
-        self, job_id: str, *, timeout: float, on_change: Callable[[dict], None] | None = None, interval: float = 0.5
-    ) -> dict:
-        """Read the job until it ends; `on_change` sees every new status, progress or eta."""
-        deadline = time.monotonic() + timeout
-        job, last = self.get(job_id), None
-        while True:
-            shown = (job["status"], job.get("progress"), job.get("eta_seconds"))
-            if on_change and shown != last:
-                on_change(job)
-                last = shown
-            if job["status"] in TERMINAL or time.monotonic() >= deadline:
-                return job
-            time.sleep(interval)
-            job = self.get(job_id)
+    def follow(self, job: dict, *, timeout: float, on_change: Callable[[dict], None] | None = None) -> dict:
+        """Read the job until it ends; `on_change` sees every new status, progress or eta. `job`
+        is the job as last read (the submit's answer will do): see zimage_cli.following."""
+        from zimage_cli.following import follow
+
+        return follow(self, job, timeout=timeout, on_change=on_change)
 
     def health(self) -> dict:
         """GET /v1/health, once: its 503s name a misconfiguration that a retry cannot fix."""

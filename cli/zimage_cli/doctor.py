@@ -133,7 +133,7 @@ def _one_image(api: ImageApi, timeout: float) -> str:
     started = time.monotonic()
     try:
         job = api.submit(TEST_PROMPT, size=SMALL_SIZE, idempotency_key=f"doctor-{uuid.uuid4()}")
-        job = api.follow(job["id"], timeout=timeout)
+        job = api.follow(job, timeout=timeout)
     except ApiError as exc:
         raise _answer(exc) from None
     if job["status"] != "succeeded":

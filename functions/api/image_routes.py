@@ -1,5 +1,6 @@
 """/v1/images: start, read, list and cancel image jobs."""
 
+import time
 from collections.abc import Callable
 from functools import cache
 from typing import Annotated, Any
@@ -18,8 +19,10 @@ from zimage.api import request as api_inputs
 from zimage.api.request import CreateImageRequest
 from zimage.api.schemas import ErrorBody, GatewayMessage, JobPage, JobStatus, JobView
 from zimage.api.submit import SubmitDependencies, submission_idempotency, submit_job
+from zimage.clock import epoch_seconds
+from zimage.jobs.durations import Durations, job_seconds
 from zimage.jobs.events import announce
-from zimage.jobs.model import JOB_ID, Job
+from zimage.jobs.model import JOB_ID, SUCCEEDED, Job
 from zimage.jobs.store import wait_for_end
 from zimage.jobs.view import job_view
 from zimage.runtime import shared_runtime
@@ -35,6 +38,9 @@ logger = Logger(child=True)
 metrics = Metrics()
 router = APIGatewayRouter()
 runtime = shared_runtime()
+# How long jobs take, learned from the succeeded jobs this warm function reads (no extra call):
+# a job still queued is shown the estimate as its eta, so that clients know when to look again.
+durations = Durations(runtime.settings.task_seconds_prior)
 
 # Idempotency-Key: Powertools keeps the first answer per (API key id, Idempotency-Key) and the
 # hash of the request body. A repeat with the same body gets the same job without reaching the
@@ -334,10 +340,23 @@ def _respond_after_wait(job: Job, prefer: str | None, headers: dict, *, accepted
         left = router.lambda_context.get_remaining_time_in_millis() / 1000 - ANSWER_MARGIN_SECONDS
         wait = min(wait, int(left)) if left >= 1 else None
     if wait is None:
-        return json_response(accepted, view(job), headers)
+        return json_response(accepted, _estimated(job), headers)
     headers = {**headers, "Preference-Applied": f"wait={wait}"}
     job = wait_for_end(lambda: runtime.jobs.get(job.job_id), wait) or job
-    return json_response(200 if job.is_terminal else accepted, view(job), headers)
+    return json_response(200 if job.is_terminal else accepted, _estimated(job), headers)
+
+
+def _estimated(job: Job) -> dict:
+    """The job's view, with the history's eta where the workflow has not written one yet; a
+    succeeded job teaches the history how long jobs take."""
+    answer = view(job)
+    if job.status == SUCCEEDED and job.completed_at:
+        durations.add_once(job.job_id, job_seconds(job.created_at, job.completed_at))
+    elif not job.is_terminal and answer.get("eta_seconds") is None:
+        eta = durations.eta_seconds(max(0.0, time.time() - epoch_seconds(job.created_at)))
+        if eta is not None:
+            answer["eta_seconds"] = eta
+    return answer
 
 
 def _stop_execution(execution_arn: str) -> None:

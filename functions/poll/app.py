@@ -8,6 +8,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from zimage.jobs.durations import Durations
 from zimage.runtime import shared_runtime
 from zimage.tracing import tracer
 from zimage.workflow.answers import PENDING
@@ -16,6 +17,8 @@ from zimage.workflow.poll import PollDependencies, poll
 logger = Logger()
 metrics = Metrics()
 runtime = shared_runtime()
+# How long tasks take, learned across this warm function's calls: no AWS call, no storage.
+durations = Durations(runtime.settings.task_seconds_prior)
 
 
 @logger.inject_lambda_context(correlation_id_path="job_id", clear_state=True)
@@ -23,7 +26,7 @@ runtime = shared_runtime()
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     ends_at = time.time() + context.get_remaining_time_in_millis() / 1000
-    answer = poll(event, PollDependencies.from_runtime(runtime, function_ends_at=ends_at))
+    answer = poll(event, PollDependencies.from_runtime(runtime, function_ends_at=ends_at, durations=durations))
     if answer["status"] != PENDING:
         metrics.add_metric(name=f"Jobs{answer['status'].capitalize()}", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="PollsPerJob", unit=MetricUnit.Count, value=int(event.get("polls", 0)) + 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
+from zimage.jobs.durations import DEFAULT_TASK_SECONDS
 from zimage.workflow.timing import WorkflowTiming, workflow_timing
 
 DEFAULT_NOVITA_BASE_URL = "https://api.novita.ai"
@@ -38,6 +39,8 @@ class Settings(NamedTuple):
     max_wait_seconds: int
     fast_poll_window_seconds: float
     fast_poll_interval_seconds: float
+    # The typical task duration the poll schedule assumes before it has seen tasks end.
+    task_seconds_prior: float
     max_consecutive_upstream_errors: int
     upstream_read_timeout_seconds: float
     base64_output: bool
@@ -80,6 +83,7 @@ class Settings(NamedTuple):
             max_wait_seconds=_int("MAX_WAIT_SECONDS", 30),
             fast_poll_window_seconds=_float("FAST_POLL_WINDOW_SECONDS", 3.0),
             fast_poll_interval_seconds=_float("FAST_POLL_INTERVAL_SECONDS", 0.25),
+            task_seconds_prior=_float("TASK_SECONDS_PRIOR", DEFAULT_TASK_SECONDS),
             max_consecutive_upstream_errors=_int("MAX_CONSECUTIVE_UPSTREAM_ERRORS", 5),
             upstream_read_timeout_seconds=_float("UPSTREAM_READ_TIMEOUT_SECONDS", 10.0),
             base64_output=env.get("NOVITA_BASE64_OUTPUT", "false").lower() == "true",

@@ -13,15 +13,19 @@ import boto3
 import pytest
 
 from zimage.clock import epoch_seconds, iso
+from zimage.jobs.durations import DEFAULT_TASK_SECONDS, Durations
 from zimage.jobs.model import Job, active_shard_for
 from zimage.upstream.errors import UpstreamKeyUnavailable, UpstreamRejected, UpstreamUnavailable
 from zimage.upstream.novita import TaskResult, TaskStatus, UpstreamImage
 from zimage.workflow.poll import ImageUnavailable, PollDependencies, poll
-from zimage.workflow.schedule import PollPolicy
+from zimage.workflow.schedule import PLAUSIBLE_SHARE, PollPolicy
 
 from ..conftest import BUCKET, a_job, picture
 
 SIZE = "320*256"
+# The eta a job shows for an upstream eta far past anything history saw: the prior's latest
+# plausible end.
+LATEST_PLAUSIBLE = math.ceil(Durations(DEFAULT_TASK_SECONDS).quantile_after(0, 1 - PLAUSIBLE_SHARE))
 
 
 class ScriptedNovita:
@@ -92,6 +96,7 @@ def step(
     *,
     deadline_in: float = 600,
     function_ends_in: float | None = None,
+    durations: Durations | None = None,
     **state,
 ) -> dict:
     deps = PollDependencies(
@@ -108,6 +113,7 @@ def step(
         sleep=clock.sleep,
         poll_turn_seconds=60,
         function_ends_at=None if function_ends_in is None else clock.now + function_ends_in,
+        durations=durations,
     )
     payload = {
         "job_id": job.job_id,
@@ -167,25 +173,36 @@ def test_a_task_ending_soon_is_polled_fast_inside_one_step(job, jobs, images, cl
     assert novita.polls == 3
 
 
-def test_a_task_expected_at_the_windows_edge_still_ends_inside_one_step(job, jobs, images, clock):
-    # Polled every 0.5 s from eta 3: the answer comes at 3.5 s, past the 3 s window, within the eta's rounding.
-    etas = (3, 3, 2, 2, 1, 1, 1)
-    novita = ScriptedNovita(*(running(eta=eta) for eta in etas), done())
+def test_a_task_expected_in_a_few_seconds_waits_for_the_etas_last_second(job, jobs, images, clock):
+    novita = ScriptedNovita(running(eta=3))
 
     answer = step(job, jobs, images, novita, clock)
 
-    assert answer["status"] == "succeeded"
-    assert novita.polls == len(etas) + 1
+    assert answer["status"] == "pending"
+    assert answer["wait_seconds"] == 2  # etas are whole seconds: the task may end a second early
+    assert novita.polls == 1
 
 
-def test_a_long_task_hands_back_a_wait_from_its_eta(job, jobs, images, clock):
+def test_a_long_eta_lengthens_the_wait_only_as_far_as_history_finds_plausible(job, jobs, images, clock):
     answer = step(job, jobs, images, ScriptedNovita(running(eta=20, progress=10)), clock)
 
     assert answer["status"] == "pending"
-    assert answer["wait_seconds"] == 19
+    # No history yet: the deployment's prior, whose median end is well before 20 s.
+    assert answer["wait_seconds"] == round(Durations(DEFAULT_TASK_SECONDS).expected_end(0))
     assert answer["polls"] == 1
     stored = jobs.get(job.job_id)
-    assert (stored.status, stored.progress, stored.eta_seconds) == ("processing", 10, 20)
+    # Shown as the latest end history finds plausible, not the upstream's 20 s.
+    assert (stored.status, stored.progress, stored.eta_seconds) == ("processing", 10, LATEST_PLAUSIBLE)
+
+
+def test_with_no_eta_the_job_shows_the_historys_estimate(job, jobs, images, clock):
+    durations = Durations(DEFAULT_TASK_SECONDS)
+    for _ in range(20):
+        durations.add(12.0)
+
+    step(job, jobs, images, ScriptedNovita(running()), clock, durations=durations)
+
+    assert jobs.get(job.job_id).eta_seconds == 12
 
 
 def test_a_queued_task_stays_queued(job, jobs, images, clock):
@@ -346,8 +363,8 @@ def test_the_wait_counts_from_the_upstreams_answer_not_from_the_end_of_the_turn(
 
     answer = step(job, slow, images, ScriptedNovita(running(eta=20, progress=10)), clock)
 
-    # Wake 1.5 s (half the fast window) before the expected end, less the 1.2 s spent writing.
-    assert answer["wait_seconds"] == math.ceil(20 - 1.5 - 1.2)
+    # Wake at history's median end (no history: the prior's), less the 1.2 s spent writing.
+    assert answer["wait_seconds"] == round(Durations(DEFAULT_TASK_SECONDS).expected_end(0) - 1.2)
 
 
 def test_a_turn_that_saw_nothing_new_writes_its_progress_once(job, jobs, images, clock):
@@ -357,7 +374,7 @@ def test_a_turn_that_saw_nothing_new_writes_its_progress_once(job, jobs, images,
 
     assert slow.progress_writes == 1
     stored = jobs.get(job.job_id)
-    assert (stored.status, stored.progress, stored.eta_seconds) == ("processing", 10, 20)
+    assert (stored.status, stored.progress, stored.eta_seconds) == ("processing", 10, LATEST_PLAUSIBLE)
 
 
 def test_a_cancel_made_while_the_step_polls_fast_ends_the_turn_as_canceled(job, jobs, images, clock):

@@ -1,16 +1,47 @@
+"""The poll schedule: the planner alone, then whole jobs followed turn by turn on a fake clock
+against an upstream whose task ends at a known moment (no history, rich history, a lying eta,
+outliers)."""
+
 from __future__ import annotations
+
+import math
+import random
+import time
 
 import pytest
 
+from zimage.jobs.durations import PRIOR_DROPPED_AFTER, Durations
+from zimage.upstream.novita import TaskResult, TaskStatus, UpstreamImage
+from zimage.workflow.poll import PollDependencies, poll
 from zimage.workflow.schedule import (
     PollPolicy,
+    believed_end,
     expected_remaining_seconds,
-    fast_poll_until,
-    next_wait_seconds,
-    should_poll_fast,
+    next_poll_in,
+    wait_seconds,
 )
 
-POLICY = PollPolicy(min_wait_seconds=1, max_wait_seconds=30, fast_poll_window_seconds=3)
+from ..conftest import a_job, picture
+
+POLICY = PollPolicy(
+    min_wait_seconds=1, max_wait_seconds=30, fast_poll_window_seconds=3, fast_poll_interval_seconds=0.25
+)
+SIZE = "320*256"
+
+
+def history(*seconds: float, typical: float = 5.0) -> Durations:
+    durations = Durations(typical)
+    for value in seconds:
+        durations.add(value)
+    return durations
+
+
+def typical_tasks(n: int = 40, low: float = 3.8, high: float = 4.2) -> list[float]:
+    draw = random.Random(7)
+    return [draw.uniform(low, high) for _ in range(n)]
+
+
+# --- the upstream's word ------------------------------------------------------------------
 
 
 def test_eta_is_the_best_estimate():
@@ -26,46 +57,275 @@ def test_no_estimate_when_the_upstream_says_nothing(eta, progress):
     assert expected_remaining_seconds(eta, progress, elapsed=3) is None
 
 
-def test_unknown_or_near_ends_are_polled_fast_in_the_lambda():
-    assert should_poll_fast(None, POLICY)
-    assert should_poll_fast(2.5, POLICY)
-    assert not should_poll_fast(10, POLICY)
+# --- what history says ------------------------------------------------------------------------
 
 
-def test_a_known_eta_wakes_just_before_the_end():
-    assert next_wait_seconds(remaining=20, polls=1, time_left=600, policy=POLICY) == 19
+def test_before_any_history_the_prior_speaks():
+    durations = Durations(4.0)
+
+    assert durations.learned == 0
+    assert 0.85 * 4.0 <= durations.expected_end(0) <= 4.0  # between the prior's middle samples
 
 
-def test_an_unknown_end_backs_off_exponentially_to_the_cap():
-    waits = [next_wait_seconds(None, polls, 600, POLICY) for polls in range(8)]
+def test_the_prior_goes_once_enough_tasks_were_seen():
+    durations = history(*[10.0] * PRIOR_DROPPED_AFTER, typical=2.0)
 
-    assert waits == [1, 2, 4, 8, 16, 30, 30, 30]
-
-
-def test_the_wait_never_passes_the_deadline():
-    assert next_wait_seconds(remaining=100, polls=1, time_left=4.2, policy=POLICY) == 5
-    assert next_wait_seconds(remaining=100, polls=1, time_left=-3, policy=POLICY) == 1
+    assert durations.expected_end(0) == pytest.approx(10.0)
 
 
-def test_waits_stay_inside_min_and_max():
-    assert next_wait_seconds(remaining=0.1, polls=1, time_left=600, policy=POLICY) == 1
-    assert next_wait_seconds(remaining=10_000, polls=1, time_left=20_000, policy=POLICY) == 30
+def test_quantiles_count_only_the_tasks_that_ran_that_long():
+    durations = history(*[2.0] * 10, *[8.0] * 10)
+
+    assert durations.expected_end(1) == pytest.approx(2.0, abs=0.1)
+    assert durations.expected_end(3) == pytest.approx(8.0, abs=0.6)
+    assert durations.quantile_after(9, 0.5) is None  # longer than all of them
 
 
-def test_fast_polling_lasts_the_window_when_the_end_is_unknown():
-    assert fast_poll_until(started=100, answered_at=100, remaining=None, policy=POLICY) == 103
+def test_a_few_outliers_barely_move_the_median():
+    usual = typical_tasks()
+
+    assert history(*usual, 60, 90, 120).expected_end(0) == pytest.approx(history(*usual).expected_end(0), abs=0.05)
 
 
-def test_fast_polling_stretches_past_an_eta_at_the_windows_edge():
-    # eta 3 s at the start: the task may end up to a second later than that, so poll until then.
-    assert fast_poll_until(started=100, answered_at=100.2, remaining=3, policy=POLICY) == pytest.approx(104.2)
+def test_nonsense_durations_are_not_learned():
+    durations = history(0, -3, float("nan"))
+
+    assert durations.learned == 0
 
 
-def test_fast_polling_never_lasts_more_than_twice_the_window():
-    assert fast_poll_until(started=100, answered_at=105.5, remaining=3, policy=POLICY) == 106
+def test_an_upstream_whose_etas_were_mostly_wrong_is_not_trusted():
+    durations = Durations(5.0)
+    assert durations.eta_trusted()
+    for right in (True, False, False, False):
+        durations.record_eta_verdict(right)
+
+    assert not durations.eta_trusted()
 
 
-def test_no_window_means_no_fast_polling():
-    no_window = PollPolicy(fast_poll_window_seconds=0)
+# --- the planner ------------------------------------------------------------------------------
 
-    assert fast_poll_until(started=100, answered_at=100, remaining=2, policy=no_window) == 100
+
+def test_with_no_eta_the_first_wait_skips_the_time_no_task_ever_ended_in():
+    gap = next_poll_in(0.2, history(*typical_tasks()), None, eta_trusted=True, policy=POLICY)
+
+    assert 3.5 <= gap <= 4.0
+
+
+def test_where_tasks_usually_end_the_polls_come_densely():
+    gap = next_poll_in(3.9, history(*typical_tasks()), None, eta_trusted=True, policy=POLICY)
+
+    assert gap == POLICY.fast_poll_interval_seconds
+
+
+def test_past_every_task_seen_the_polls_back_off_with_the_tasks_age():
+    assert next_poll_in(20, history(*typical_tasks()), None, eta_trusted=True, policy=POLICY) == 10
+
+
+def test_past_every_task_seen_a_trusted_eta_sets_the_wait():
+    assert next_poll_in(20, history(*typical_tasks()), 40, eta_trusted=True, policy=POLICY) == 19
+    # an untrusted one never lengthens it
+    assert next_poll_in(20, history(*typical_tasks()), 40, eta_trusted=False, policy=POLICY) == 10
+
+
+def test_a_trusted_eta_shortens_the_wait_to_its_last_second():
+    durations = history(*typical_tasks(low=1, high=10))
+
+    assert next_poll_in(0.2, durations, 2.2, eta_trusted=True, policy=POLICY) == pytest.approx(1.0)
+
+
+def test_an_eta_earlier_than_history_finds_plausible_earns_one_look():
+    assert next_poll_in(0.2, history(*typical_tasks()), 2.2, eta_trusted=True, policy=POLICY) == pytest.approx(2.0)
+
+
+def test_an_eta_lengthens_the_wait_only_to_the_median_of_history():
+    durations = history(*typical_tasks())
+
+    gap = next_poll_in(0.2, durations, 30, eta_trusted=True, policy=POLICY)
+
+    assert gap == pytest.approx(durations.expected_end(0.2) - 0.2)
+
+
+def test_an_untrusted_eta_earns_one_look_at_the_end_it_named_and_no_fast_polling():
+    durations = history(*typical_tasks())
+
+    assert next_poll_in(0.2, durations, 1.2, eta_trusted=False, policy=POLICY) == pytest.approx(1.0)
+    # inside its last second, a trusted eta is polled fast; an untrusted one waits for its end
+    assert next_poll_in(1.0, durations, 1.2, eta_trusted=True, policy=POLICY) == 0.25
+    assert next_poll_in(1.0, durations, 1.6, eta_trusted=False, policy=POLICY) == pytest.approx(0.6)
+
+
+def test_waits_are_whole_seconds_inside_min_and_max_and_the_deadline():
+    assert wait_seconds(3.4, 100, POLICY) == 3
+    assert wait_seconds(3.6, 100, POLICY) == 4
+    assert wait_seconds(0.1, 100, POLICY) == 1
+    assert wait_seconds(500, 100, POLICY) == 30
+    assert wait_seconds(20, 4.2, POLICY) == 5
+
+
+def test_with_no_eta_clients_are_told_the_historys_median():
+    assert history(*[6.0] * 20).eta_seconds(1.0) == 5
+
+
+# --- whole jobs, on a fake clock -------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+class TimedTask:
+    """An upstream task that ends `seconds` after it started on the fake clock; `eta` makes the
+    eta it reports from the true remaining time (0: it says nothing)."""
+
+    def __init__(self, clock: FakeClock, seconds: float, eta=lambda remaining: 0):
+        self.clock, self.ends, self.eta = clock, clock.now + seconds, eta
+        self.polls = 0
+
+    def get_task_result(self, task_id: str, *, within: float | None = None) -> TaskResult:
+        self.polls += 1
+        if self.clock.now >= self.ends:
+            image = UpstreamImage(location="https://cdn.example/img.jpeg", image_type="jpeg")
+            return TaskResult(status=TaskStatus.SUCCEED, images=(image,), seed=1)
+        remaining = self.ends - self.clock.now
+        return TaskResult(status=TaskStatus.PROCESSING, eta_seconds=self.eta(remaining), progress_percent=0)
+
+    def download_image(self, url: str, *, max_bytes: int, within: float | None = None) -> bytes:
+        return picture(320, 256)
+
+
+class Followed:
+    def __init__(self, answer: dict, lag: float, polls: int, turns: int, slept: float):
+        self.answer, self.lag, self.polls, self.turns, self.slept = answer, lag, polls, turns, slept
+
+
+def follow(jobs, images, clock: FakeClock, task: TimedTask, durations: Durations) -> Followed:
+    """Run the job's turns as the state machine would: each Wait moves the clock."""
+    job = a_job(size=SIZE)
+    jobs.create(job)
+    slept = [0.0]
+
+    def sleep(seconds: float) -> None:
+        slept[0] += seconds
+        clock.sleep(seconds)
+
+    deps = PollDependencies(
+        novita=task,
+        jobs=jobs,
+        images=images,
+        max_image_bytes=5_000_000,
+        presigned_url_seconds=60,
+        policy=POLICY,
+        clock=clock,
+        sleep=sleep,
+        durations=durations,
+    )
+    state = {"job_id": job.job_id, "task_id": "t-1", "size": SIZE, "submitted_at": clock.now, "polls": 0}
+    state["deadline"] = clock.now + 200
+    turns = 0
+    while True:
+        turns += 1
+        answer = poll(state, deps)
+        if answer["status"] != "pending":
+            return Followed(answer, clock.now - task.ends, task.polls, turns, slept[0])
+        clock.now += answer["wait_seconds"]
+        state = answer
+
+
+def truthful(remaining: float) -> int:
+    return math.ceil(remaining)
+
+
+def test_with_no_history_and_no_eta_a_task_is_still_seen_within_a_second(jobs, images, clock):
+    durations = Durations(5.0)
+
+    followed = follow(jobs, images, clock, TimedTask(clock, 4.1), durations)
+
+    assert followed.answer["status"] == "succeeded"
+    assert 0 <= followed.lag <= 1.0
+    assert followed.polls <= 8
+    assert durations.learned == 1  # and the next job knows a little more
+
+
+def test_with_rich_history_and_no_eta_a_usual_task_is_seen_at_once_in_few_polls(jobs, images, clock):
+    durations = history(*typical_tasks())
+
+    followed = follow(jobs, images, clock, TimedTask(clock, 4.05), durations)
+
+    assert followed.lag <= POLICY.fast_poll_interval_seconds
+    assert followed.polls <= 5
+    assert followed.turns == 2  # the first poll at once, then one Wait to where tasks end
+    assert followed.slept <= 1.0  # the Lambda is held only where tasks usually end
+
+
+def test_a_truthful_eta_is_followed_to_its_last_second(jobs, images, clock):
+    durations = history(*typical_tasks(low=1, high=10))
+
+    followed = follow(jobs, images, clock, TimedTask(clock, 6.4, eta=truthful), durations)
+
+    assert followed.lag <= POLICY.fast_poll_interval_seconds
+    assert followed.polls <= 6
+
+
+@pytest.mark.parametrize("lie", [0.25, 3.0], ids=["too-short", "too-long"])
+def test_a_lying_eta_costs_a_poll_or_two_and_never_the_task(jobs, images, clock, lie):
+    durations = history(*typical_tasks())
+    other_clock = FakeClock()
+    honest = follow(jobs, images, other_clock, TimedTask(other_clock, 4.05), history(*typical_tasks()))
+
+    followed = follow(jobs, images, clock, TimedTask(clock, 4.05, eta=lambda r: math.ceil(r * lie)), durations)
+
+    assert followed.lag <= 0.5
+    assert followed.polls <= honest.polls + 2
+    assert followed.slept <= honest.slept + 1.0
+
+
+def test_an_eta_proved_wrong_is_ignored_for_the_rest_of_the_job(jobs, images, clock):
+    durations = history(*typical_tasks())
+    task = TimedTask(clock, 4.05, eta=lambda remaining: 1)  # always a second more
+
+    followed = follow(jobs, images, clock, task, durations)
+
+    assert followed.lag <= 0.5
+    assert followed.polls <= 6
+
+
+def test_outliers_in_history_leave_the_usual_task_unharmed(jobs, images, clock):
+    usual = typical_tasks(36)
+    durations = history(*usual, 25, 40, 60, 90)
+
+    followed = follow(jobs, images, clock, TimedTask(clock, 4.05), durations)
+
+    assert followed.lag <= POLICY.fast_poll_interval_seconds
+    assert followed.polls <= 5
+
+
+def test_an_outlier_task_is_polled_sparsely_past_everything_seen(jobs, images, clock):
+    durations = history(*typical_tasks())
+
+    followed = follow(jobs, images, clock, TimedTask(clock, 40), durations)
+
+    assert followed.answer["status"] == "succeeded"
+    assert followed.lag <= 0.5 * 40  # a wait is at most half the task's age
+    assert followed.polls <= 14
+
+
+def test_clients_are_shown_the_eta_history_finds_plausible():
+    durations = history(*typical_tasks())
+
+    assert believed_end(0.2, durations, None) == durations.expected_end(0.2)
+    assert believed_end(0.2, durations, 4.0) == 4.0
+    assert 4.0 < believed_end(0.2, durations, 30.0) <= 4.2  # a lie too long, brought inside history
+    assert 3.8 <= believed_end(0.2, durations, 1.0) < 4.0  # a lie too short likewise
+    assert believed_end(20, durations, 25.0) == 25.0  # past everything seen, the eta is all there is

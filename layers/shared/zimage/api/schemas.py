@@ -89,7 +89,12 @@ class JobView(DocumentedModel):
     completed_at: Timestamp | None = Field(default=None, description="When the job ended.")
     progress: int | None = Field(default=None, ge=0, le=100, description="While running, when known.")
     eta_seconds: int | None = Field(
-        default=None, ge=0, description="While running, when known: the upstream's eta, counted down since it was read."
+        default=None,
+        ge=0,
+        description=(
+            "While running, when known: the upstream's eta, or where it sends none the service's estimate "
+            "from how long jobs took, counted down since it was made. A hint, not a promise."
+        ),
     )
     image: ImageView | None = Field(default=None, description="Only when succeeded.")
     error: JobErrorView | None = Field(default=None, description="Only when failed.")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from aws_lambda_powertools import Logger
 
 from zimage import errors
-from zimage.clock import iso, utc_now
+from zimage.clock import epoch_seconds, iso, utc_now
 from zimage.jobs.model import QUEUED, Job, WebhookState, active_shard_for, new_job_id
 from zimage.jobs.quota import DailyQuota, counted_owner, upstream_refused
 from zimage.misconfiguration import account_fault
@@ -60,13 +60,15 @@ def execution_arn_for(state_machine_arn: str, job_id: str) -> str:
 def workflow_input(job: Job, deadline_epoch: float, execution_deadline_epoch: float) -> dict:
     """The state machine's input: only ids and numbers, never image bytes. `deadline` is the job's
     (it fails with timeout past it); `execution_deadline` is a little before the execution's own
-    hard timeout, which starts counting after this."""
+    hard timeout, which starts counting after this. `submitted_at` is when the upstream task
+    started, from which the poll step's estimates count."""
     return {
         "job_id": job.job_id,
         "task_id": job.task_id,
         "size": job.size,
         "deadline": deadline_epoch,
         "execution_deadline": execution_deadline_epoch,
+        "submitted_at": epoch_seconds(job.created_at),
         "polls": 0,
         "upstream_errors": 0,
     }

@@ -10,7 +10,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from zimage.clock import iso, utc_now
+from zimage.clock import epoch_seconds, iso, utc_now
+from zimage.jobs.durations import ETA_GRANULARITY_SECONDS
 from zimage.jobs.model import (
     ACTIVE_STATUSES,
     CANCELED,
@@ -217,14 +218,22 @@ def wait_for_end(
     interval: float = 0.25,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    now: Callable[[], float] = time.time,
 ) -> Job | None:
-    """Re-read a job until it ends or `seconds` pass (for `Prefer: wait`); returns the last read."""
+    """Hold a read of a job until it ends or `seconds` pass (for `Prefer: wait`); returns the last
+    read. Between reads it sleeps until the job's expected end (its eta, as the workflow last
+    wrote it, less the eta's whole-second rounding), and only past that re-reads every `interval`:
+    a held function bills by the millisecond whether it reads or not, the reads are what it can
+    save."""
     deadline = clock() + seconds
     job = read()
     while job is not None and not job.is_terminal:
         remaining = deadline - clock()
         if remaining <= 0:
             break
-        sleep(min(interval, remaining))
+        pause = interval
+        if job.eta_seconds and job.eta_at:
+            pause = max(interval, epoch_seconds(job.eta_at) + job.eta_seconds - ETA_GRANULARITY_SECONDS - now())
+        sleep(min(pause, remaining))
         job = read()
     return job

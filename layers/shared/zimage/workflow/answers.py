@@ -10,11 +10,12 @@ from typing import Any
 from zimage.jobs.model import FAILED, SUCCEEDED, Job, present_fields
 
 PENDING = "pending"
+CARRIED = ("job_id", "task_id", "size", "deadline", "execution_deadline", "submitted_at")
 
 
 def carried(state: dict) -> dict:
     """The part of the state every turn hands on unchanged."""
-    return {key: state[key] for key in ("job_id", "task_id", "size", "deadline", "execution_deadline") if key in state}
+    return {key: state[key] for key in CARRIED if key in state}
 
 
 def completion(job: Job) -> dict:

@@ -7,6 +7,7 @@ and the job's status only moves through conditional writes.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from aws_lambda_powertools import Logger
 
 from zimage.images.size import parse_size
 from zimage.images.store import ImageStore
+from zimage.jobs.durations import DEFAULT_TASK_SECONDS, ETA_GRANULARITY_SECONDS, Durations
 from zimage.jobs.model import SUCCEEDED, present_fields
 from zimage.jobs.store import JobStore
 from zimage.misconfiguration import account_fault, report_misconfigured
@@ -25,10 +27,13 @@ from zimage.workflow import timing
 from zimage.workflow.answers import PENDING, answer_for, carried, completion
 from zimage.workflow.schedule import (
     PollPolicy,
+    believed_end,
+    eta_proved_wrong,
+    eta_was_right,
     expected_remaining_seconds,
-    fast_poll_until,
-    next_wait_seconds,
-    should_poll_fast,
+    next_poll_in,
+    sleeps_in_lambda,
+    wait_seconds,
 )
 
 logger = Logger(child=True)
@@ -51,12 +56,17 @@ class PollDependencies(NamedTuple):
     sleep: Callable[[float], None] = time.sleep
     poll_turn_seconds: int = 60
     function_ends_at: float | None = None  # when this invocation's own timeout strikes (epoch)
+    # How long tasks take: the function's memory across warm calls; without it, the prior alone.
+    durations: Durations | None = None
 
     @classmethod
-    def from_runtime(cls, runtime: Any, *, function_ends_at: float | None = None) -> PollDependencies:
+    def from_runtime(
+        cls, runtime: Any, *, function_ends_at: float | None = None, durations: Durations | None = None
+    ) -> PollDependencies:
         """The poll step's collaborators and policy, from the deployment's settings."""
         settings = runtime.settings
         return cls(
+            durations=durations,
             novita=runtime.novita,
             jobs=runtime.jobs,
             images=runtime.images,
@@ -97,6 +107,17 @@ def poll(state: dict, deps: PollDependencies) -> dict:
     result: TaskResult | None = None
     started_processing = state.get("seen_processing", False)
     answers = written = 0  # the upstream's answers this turn, and which of them is in the table
+    durations = deps.durations or Durations(DEFAULT_TASK_SECONDS)
+    # Every estimate counts from the submit; executions started before submitted_at was in the
+    # input count from their first turn.
+    submitted_at = float(state.get("submitted_at") or started)
+    first_eta_end = state.get("eta_end")  # where the task's first eta put its end, for the verdict
+    eta_wrong = bool(state.get("eta_wrong", False))
+    last_pending_at = state.get("last_pending_at")  # the last answer that found the task running
+    # In-process polling never holds the Lambda past twice the window, whatever the plan says.
+    in_lambda_until = started + 2 * deps.policy.fast_poll_window_seconds
+    gap: float | None = None
+    shown_eta: int | None = None
 
     while True:
         time_left = calls_end - deps.clock()
@@ -126,56 +147,89 @@ def poll(state: dict, deps: PollDependencies) -> dict:
                     "upstream_unavailable",
                     f"the image model failed {upstream_errors} polls in a row; last: {exc.message}",
                 )
+            gap = None
             break  # back off through the Wait state rather than hammering a failing upstream
 
+        elapsed = answered_at - submitted_at
         if result.status is TaskStatus.SUCCEED:
+            _learn(durations, submitted_at, last_pending_at, answered_at, first_eta_end)
             if calls_end - deps.clock() >= timing.SHORTEST_DOWNLOAD_SECONDS:
                 return _store_image(state, deps, result, calls_end)
             if deps.clock() >= deadline:
                 return _failed(state, deps, "timeout", timing.DEADLINE_MESSAGE)
-            break  # too late in this turn to fetch the image safely: the next turn starts afresh
+            gap = 0.0  # ended, but found too late in the turn to store: the next turn comes at once
+            break
         if result.status is TaskStatus.FAILED:
             reason = result.reason or "no reason given"
             return _failed(state, deps, "upstream_failed", f"the image model failed the task: {reason}")
+        last_pending_at = answered_at
+        remaining = expected_remaining_seconds(result.eta_seconds, result.progress_percent, elapsed)
+        eta_end = None if remaining is None else elapsed + remaining
+        if first_eta_end is None:
+            first_eta_end = eta_end
+        eta_wrong = eta_wrong or eta_proved_wrong(elapsed, first_eta_end)
+        if eta_wrong:
+            eta_end = None
+        shown_eta = _shown_eta(elapsed, durations, eta_end)
         if result.status is TaskStatus.PROCESSING and not started_processing:
             # Shown to clients at once, not only when this turn ends.
             started_processing = True
             written = answers
-            job = deps.jobs.record_progress(job_id, **_progress_of(result), said_at=_moment(answered_at))
+            job = deps.jobs.record_progress(job_id, **_progress_of(result, shown_eta), said_at=_moment(answered_at))
             if job is None or job.is_terminal:
                 return answer_for(state, job)
-        remaining = expected_remaining_seconds(result.eta_seconds, result.progress_percent, 0)
-        fast_until = min(fast_poll_until(started, answered_at, remaining, deps.policy), deadline, calls_end)
-        now = deps.clock()
-        if not should_poll_fast(remaining, deps.policy) or now + deps.policy.fast_poll_interval_seconds > fast_until:
+        gap = next_poll_in(elapsed, durations, eta_end, eta_trusted=durations.eta_trusted(), policy=deps.policy)
+        poll_at = answered_at + gap
+        if not sleeps_in_lambda(gap) or poll_at > min(in_lambda_until, deadline, calls_end):
             break
-        deps.sleep(deps.policy.fast_poll_interval_seconds)
+        deps.sleep(max(0.0, poll_at - deps.clock()))
 
     now = deps.clock()
     if now >= deadline:
         return _failed(state, deps, "timeout", timing.DEADLINE_MESSAGE)
 
     # Each turn ends with a write of its last answer, which also notices a cancel, unless that
-    # answer is the one already written (the task started and there was nothing to poll fast for).
+    # answer is the one already written (the task started and there was nothing to poll for).
     if result is not None and answers != written:
-        job = deps.jobs.record_progress(job_id, **_progress_of(result), said_at=_moment(answered_at))
+        job = deps.jobs.record_progress(job_id, **_progress_of(result, shown_eta), said_at=_moment(answered_at))
         if job is None or job.is_terminal:
             return answer_for(state, job)
 
     now = deps.clock()  # the Wait starts after this turn's writes
-    remaining = expected_remaining_seconds(result.eta_seconds, result.progress_percent, 0) if result else None
-    if result is not None and result.status is TaskStatus.SUCCEED:
-        remaining = 0.0  # ended, but found too late in the turn to store: the next turn comes at once
-    if remaining is not None:
-        remaining -= now - answered_at  # the eta was true when the upstream answered
+    if gap is None:  # the upstream failed: back off exponentially
+        gap = float(deps.policy.min_wait_seconds * 2 ** min(upstream_errors, 5))
+    else:
+        gap -= now - answered_at  # the plan counted from the upstream's answer
     return {
         **carried(state),
         "status": PENDING,
         "polls": polls,
         "upstream_errors": upstream_errors,
         "seen_processing": started_processing,
-        "wait_seconds": next_wait_seconds(remaining, polls, deadline - now, deps.policy),
+        "submitted_at": submitted_at,
+        "eta_end": first_eta_end,
+        "eta_wrong": eta_wrong,
+        "last_pending_at": last_pending_at,
+        "wait_seconds": wait_seconds(gap, deadline - now, deps.policy),
     }
+
+
+def _learn(
+    durations: Durations,
+    submitted_at: float,
+    last_pending_at: float | None,
+    answered_at: float,
+    first_eta_end: float | None,
+) -> None:
+    """One more task seen ending: it ended between the last answer that found it running and this
+    one, so the middle of the two is the best guess of its end. The eta is judged only when the
+    two answers are close enough to tell (failed polls or a long Wait between them would blame
+    the eta for the service's own lateness)."""
+    ended = (answered_at if last_pending_at is None else (last_pending_at + answered_at) / 2) - submitted_at
+    durations.add(ended)
+    told = last_pending_at is not None and answered_at - last_pending_at <= ETA_GRANULARITY_SECONDS
+    if first_eta_end is not None and told:
+        durations.record_eta_verdict(eta_was_right(first_eta_end, ended))
 
 
 def _store_image(state: dict, deps: PollDependencies, result: TaskResult, calls_end: float) -> dict:
@@ -226,11 +280,19 @@ def _failed(state: dict, deps: PollDependencies, code: str, message: str) -> dic
     return answer_for(state, job)
 
 
-def _progress_of(result: TaskResult) -> dict:
+def _shown_eta(elapsed: float, durations: Durations, eta_end: float | None) -> int | None:
+    """The eta the job shows: where the service believes the task ends, from now, in whole seconds
+    rounded up as upstream etas are."""
+    end = believed_end(elapsed, durations, eta_end)
+    return None if end is None else max(1, math.ceil(end - elapsed))
+
+
+def _progress_of(result: TaskResult, shown_eta: int | None) -> dict:
+    """The answer as the job shows it, with the service's eta (see _shown_eta)."""
     return {
         "processing": result.status is TaskStatus.PROCESSING,
         "progress": _whole(result.progress_percent),
-        "eta_seconds": _whole(result.eta_seconds),
+        "eta_seconds": shown_eta if shown_eta is not None else _whole(result.eta_seconds),
     }
 
 

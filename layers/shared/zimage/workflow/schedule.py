@@ -1,8 +1,17 @@
 """When to ask the upstream again: small pure functions, so the policy is tested without AWS.
 
-The state machine's Wait state costs a transition per turn, while a Lambda that is already
-running costs little for a few more seconds. So the poll function polls quickly in-process when
-the task is expected to end soon, and hands back a Wait only for the long stretches.
+Each poll is planned from how long tasks take (zimage.jobs.durations: the history this function
+saw, or the deployment's prior before it saw any), so that a task is seen soon after it ends
+without asking the upstream needlessly: the next poll comes where the task has about a quarter
+chance of having ended since the last one, densely where tasks usually end, sparsely elsewhere.
+The upstream's eta is a hint: it may shorten a wait, and lengthen one only as far as the
+history's median; an eta proved wrong is ignored for the rest of the job, and one that history
+finds implausible, or from an upstream whose etas have lately been wrong more often than right,
+earns one look at the end it names, never fast polling.
+
+The state machine's Wait states count whole seconds and cost a Lambda call and a write per turn,
+while a running Lambda bills by the millisecond: gaps under a second are slept inside the call,
+longer ones are handed to a Wait.
 """
 
 from __future__ import annotations
@@ -10,17 +19,37 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+from zimage.jobs.durations import ETA_GRANULARITY_SECONDS, Durations
+
 
 class PollPolicy(NamedTuple):
     min_wait_seconds: int = 1
     max_wait_seconds: int = 30
+    # One call polls in-process for at most twice this, so no plan can hold the Lambda long.
     fast_poll_window_seconds: float = 3.0
+    # The shortest gap between two polls.
     fast_poll_interval_seconds: float = 0.25
 
 
+# The chance of the task having ended that each poll is planned to cover.
+MASS_PER_POLL = 0.25
+# An eta that names an end earlier than this share of the tasks that ran as long ever ended
+# is implausible: it earns one look at that end, not fast polling.
+PLAUSIBLE_SHARE = 0.05
+# An eta whose end passed this long ago while the task still runs was wrong.
+ETA_GRACE_SECONDS = 0.5
+# Past every task seen so far, the next poll comes after this share of the time run so far.
+BACKOFF_SHARE = 0.5
+# Past the median of all tasks, no gap is longer than this: the late ones are the slow jobs a
+# client notices, and a Wait of a second costs little next to their own time.
+TAIL_GAP_SECONDS = 1.0
+# A gap of at least this long is handed to a Wait state; a shorter one is slept in the Lambda.
+SHORTEST_WAIT_SECONDS = 1.0
+
+
 def expected_remaining_seconds(eta: float | None, progress: float | None, elapsed: float) -> float | None:
-    """The upstream's best word on how long the task still needs; None when it says nothing
-    (for many models eta and progress stay 0)."""
+    """The upstream's word on how long the task still needs; None when it says nothing (for many
+    models eta and progress stay 0)."""
     if eta is not None and eta > 0:
         return float(eta)
     if progress is not None and 0 < progress < 100 and elapsed > 0:
@@ -28,33 +57,62 @@ def expected_remaining_seconds(eta: float | None, progress: float | None, elapse
     return None
 
 
-def should_poll_fast(remaining: float | None, policy: PollPolicy) -> bool:
-    """Unknown counts as soon: this model usually ends within seconds."""
-    return remaining is None or remaining <= policy.fast_poll_window_seconds
+def eta_proved_wrong(elapsed: float, eta_end: float | None) -> bool:
+    """The task still runs well past the end its eta named."""
+    return eta_end is not None and elapsed > eta_end + ETA_GRACE_SECONDS
 
 
-# Upstream etas come in whole seconds, so a task may end up to this long after its eta says.
-ETA_GRANULARITY_SECONDS = 1.0
+def eta_was_right(eta_end: float, ended: float) -> bool:
+    """Whether an eta's end (whole seconds, rounded either way) told the task's real end."""
+    return eta_end - ETA_GRANULARITY_SECONDS - ETA_GRACE_SECONDS <= ended <= eta_end + ETA_GRACE_SECONDS
 
 
-def fast_poll_until(started: float, answered_at: float, remaining: float | None, policy: PollPolicy) -> float:
-    """When one call stops polling fast: the window from the call's start, stretched to cover the
-    expected end (remaining, as of answered_at) with the eta's rounding, and never past twice the
-    window, so a wrong eta cannot hold the Lambda. Without the stretch a task expected right at the
-    window's edge ends just after it and costs a whole Wait turn."""
-    window = policy.fast_poll_window_seconds
-    until = started + window
-    if remaining is not None:
-        until = max(until, answered_at + remaining + ETA_GRANULARITY_SECONDS)
-    return min(until, started + 2 * window)
-
-
-def next_wait_seconds(remaining: float | None, polls: int, time_left: float, policy: PollPolicy) -> int:
-    """Seconds for the Wait state (a whole number, as ASL requires), never past the deadline."""
-    if remaining is None:
-        wait = policy.min_wait_seconds * 2 ** min(polls, 5)  # the upstream says nothing: back off
+def next_poll_in(
+    elapsed: float, durations: Durations, eta_end: float | None, *, eta_trusted: bool, policy: PollPolicy
+) -> float:
+    """Seconds from an answer, given `elapsed` seconds since the submit, to the next poll.
+    `eta_end` is when the upstream said the task would end (seconds since the submit), or None."""
+    planned = durations.quantile_after(elapsed, MASS_PER_POLL)
+    if planned is None:  # longer than every task seen: back off in proportion to its age
+        gap = median_gap = max(float(policy.min_wait_seconds), elapsed * BACKOFF_SHARE)
     else:
-        # Wake a little before the expected end; the fast in-Lambda polling covers the rest.
-        wait = remaining - policy.fast_poll_window_seconds / 2
-    wait = min(max(math.ceil(wait), policy.min_wait_seconds), policy.max_wait_seconds)
+        gap = planned - elapsed
+        median_gap = (durations.quantile_after(elapsed, 0.5) or planned) - elapsed
+        typical_end = durations.expected_end(0.0)
+        if typical_end is not None and elapsed >= typical_end:
+            gap = min(gap, TAIL_GAP_SECONDS)  # past the usual end, the late tasks are seen within a Wait
+    if eta_end is not None:
+        window_opens = eta_end - ETA_GRANULARITY_SECONDS - elapsed
+        earliest = durations.quantile_after(elapsed, PLAUSIBLE_SHARE)
+        if eta_trusted and (earliest is None or eta_end >= earliest):
+            # Inside the eta's last second poll fast; before it, wait for it, but never past
+            # the median of what history says (past every task seen, history says nothing).
+            longest = median_gap if planned is not None else window_opens
+            gap = policy.fast_poll_interval_seconds if window_opens <= 0 else min(window_opens, max(gap, longest))
+        elif eta_end > elapsed:
+            gap = min(gap, eta_end - elapsed)  # one look at the end it named, never a longer wait
+    return min(max(gap, policy.fast_poll_interval_seconds), float(policy.max_wait_seconds))
+
+
+def believed_end(elapsed: float, durations: Durations, eta_end: float | None) -> float | None:
+    """Where the service believes a task still running at `elapsed` ends (seconds since the
+    submit), which the job shows its clients as its eta: the upstream's eta where history finds
+    it plausible, brought inside history's range where not, and history's median without one."""
+    median = durations.expected_end(elapsed)
+    if eta_end is None or median is None:
+        return median if eta_end is None else eta_end
+    earliest = durations.quantile_after(elapsed, PLAUSIBLE_SHARE) or eta_end
+    latest = durations.quantile_after(elapsed, 1 - PLAUSIBLE_SHARE) or eta_end
+    return min(max(eta_end, earliest), latest)
+
+
+def sleeps_in_lambda(gap: float) -> bool:
+    """Whether a gap is slept inside the call rather than handed to a Wait state."""
+    return gap < SHORTEST_WAIT_SECONDS
+
+
+def wait_seconds(gap: float, time_left: float, policy: PollPolicy) -> int:
+    """Seconds for the Wait state (a whole number, as ASL requires) nearest the planned gap,
+    inside MinWaitSeconds and MaxWaitSeconds, never past the deadline."""
+    wait = min(max(math.floor(gap + 0.5), policy.min_wait_seconds), policy.max_wait_seconds)
     return max(1, min(wait, math.ceil(max(time_left, 0))))
