@@ -43,7 +43,7 @@ test: $(INSTALLED) lint check unit  ## lint, security scans of the template and 
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup tests/integration tests/reliability tests/browser
 
 unit: $(INSTALLED)  ## the unit tests alone: no sockets, no stack, well under 30 s
-	$(BIN)/python -m pytest tests/unit
+	$(BIN)/python -m pytest -n 2 tests/unit
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

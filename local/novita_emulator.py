@@ -23,6 +23,7 @@ import random
 import re
 import secrets
 import socket
+import sys
 import threading
 import time
 from collections import Counter, deque
@@ -421,6 +422,8 @@ class _EmulatorServer(BurstTolerantHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         if self.socket.fileno() == -1:  # a request cut short by refuse_connections(): expected
             return
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return  # the client gave up first (its read timeout, as Novita's clients do): expected
         super().handle_error(request, client_address)
 
 

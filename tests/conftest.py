@@ -25,6 +25,23 @@ def load_event(name: str) -> dict:
     return json.loads((EVENTS / name).read_text())
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_botocore_loader():
+    """moto gives each unit test a new default boto3 session, and each new session (the local
+    stack's functions make theirs too) its own botocore loader, which reads and parses the service
+    models again: one shared loader (read-only data, cached per instance) keeps the suite quick."""
+    import botocore.loaders
+    import botocore.session
+
+    shared = botocore.loaders.create_loader()
+    original = botocore.session.create_loader
+    botocore.session.create_loader = lambda search_path_string=None: (
+        shared if search_path_string is None else original(search_path_string)
+    )
+    yield
+    botocore.session.create_loader = original
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator:
     """The local stack with the reliability settings: production's shape, second-long waits."""

@@ -245,6 +245,18 @@
     return Math.min(Math.max(1, followedFor * 0.25), 5);
   }
   function sleep(seconds) { return new Promise((done) => setTimeout(done, seconds * 1000)); }
+  // The sleep keeps the eta live on this side, and ends early when Cancel is pressed.
+  async function sleepCountingDown(job, seconds) {
+    const readAt = performance.now();
+    const until = readAt + seconds * 1000;
+    while (performance.now() < until && !(running && running.canceled)) {
+      await sleep(Math.min(1, (until - performance.now()) / 1000));
+      if (typeof job.eta_seconds === "number") {
+        const left = Math.max(0, Math.round(job.eta_seconds - (performance.now() - readAt) / 1000));
+        $("eta-text").textContent = `about ${left} s left`;
+      }
+    }
+  }
 
   async function generate(event) {
     event.preventDefault();
@@ -268,7 +280,7 @@
         // Followed as the CLI follows it (cli/zimage_cli/following.py), the cheapest way that
         // keeps its latency: a sleep on this side until the job's eta costs nothing, then the
         // API holds one read for a second at most.
-        await sleep(sleepBeforeReading(job, (performance.now() - accepted) / 1000));
+        await sleepCountingDown(job, sleepBeforeReading(job, (performance.now() - accepted) / 1000));
         job = await call("GET", `v1/images/${encodeURIComponent(job.id)}`, { wait: HOLD_SECONDS });
         showStatus(job);
       }
