@@ -34,6 +34,7 @@ DOCUMENT_OPERATION = "getOpenApiDocument"
 logger = Logger()
 metrics = Metrics()
 app = APIGatewayRestResolver(enable_validation=True)
+NO_SUCH_RESOURCE = "no such resource; see GET /v1/openapi.json"
 app.include_router(image_routes.router)
 app.include_router(health_routes.router)
 app.include_router(page_route.router)
@@ -150,13 +151,22 @@ def _idempotency_store_down(_: IdempotencyPersistenceLayerError) -> Response[dic
 
 @app.not_found
 def _no_route(_: NotFoundError) -> Response[dict]:
-    return _service_error(errors.JobNotFound("no such resource; see GET /v1/openapi.json"))
+    return _service_error(errors.JobNotFound(NO_SUCH_RESOURCE))
 
 
 @app.exception_handler(Exception)
 def _unexpected(exc: Exception) -> Response[dict]:
     logger.exception("unexpected error")
     return json_response(500, errors.ServiceError("the service failed; retry later").body())
+
+
+def refuse_odd_path(event: dict) -> dict | None:
+    """The resolver's route patterns end in `$`, which also matches before a final newline, so
+    `/v1/images%0A` would list the images: a path holding a control character names no resource."""
+    path = event.get("path") or ""
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in path):
+        return _raw(errors.JobNotFound(NO_SUCH_RESOURCE))
+    return None
 
 
 def refuse_unreadable_body(event: dict) -> dict | None:
@@ -204,4 +214,4 @@ def _raw(exc: errors.ServiceError) -> dict:
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     image_routes.idempotency.register_lambda_context(context)
-    return refuse_unreadable_body(event) or app.resolve(event, context)
+    return refuse_odd_path(event) or refuse_unreadable_body(event) or app.resolve(event, context)

@@ -54,6 +54,15 @@ def test_a_route_the_api_does_not_have_is_404_naming_the_routes_it_has(api, meth
     assert "POST /v1/images" in error["message"] and "GET /v1/images/{job_id}" in error["message"]
 
 
+@pytest.mark.parametrize("path", ["/v1/images%0A", "/v1/health%0A"])
+def test_a_path_holding_a_control_character_names_no_resource(api, path, nothing_left_behind):
+    """A route pattern's `$` also matches before a final newline: the list must not answer."""
+    answer = api.request("GET", path)
+
+    assert answer.status == 404, answer.json()
+    assert answer.json()["error"]["code"] == "not_found"
+
+
 @pytest.mark.parametrize("key", [None, "not-a-key"])
 def test_an_unknown_route_without_a_valid_key_is_404_too(stack, key, nothing_left_behind):
     """API Gateway matches the route before it checks the key."""
