@@ -43,6 +43,24 @@ def a_job(*, at: datetime | None = None, **changes) -> Job:
     return job.with_changes(**changes)
 
 
+class FakeClock:
+    """Time that moves only when slept through: a step's sleeps and the workflow's Waits."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
 @pytest.fixture(autouse=True)
 def no_network():
     """Any socket a unit test opens fails it at once (Unix sockets stay, for subprocesses' pipes)."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import math
-import time
 from datetime import UTC, datetime
 
 import boto3
@@ -20,7 +19,7 @@ from zimage.upstream.novita import TaskResult, TaskStatus, UpstreamImage
 from zimage.workflow.poll import ImageUnavailable, PollDependencies, poll
 from zimage.workflow.schedule import PLAUSIBLE_SHARE, PollPolicy
 
-from ..conftest import BUCKET, a_job, picture
+from ..conftest import BUCKET, FakeClock, a_job, picture
 
 SIZE = "320*256"
 # The eta a job shows for an upstream eta far past anything history saw: the prior's latest
@@ -54,17 +53,6 @@ class ScriptedNovita:
         return self.image
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def running(eta: float = 0, progress: float = 0, status: TaskStatus = TaskStatus.PROCESSING) -> TaskResult:
     return TaskResult(status=status, eta_seconds=eta, progress_percent=progress)
 
@@ -80,11 +68,6 @@ def job(jobs) -> Job:
     record = a_job(size=SIZE)
     jobs.create(record)
     return record
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 def step(

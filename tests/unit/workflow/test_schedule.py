@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 
 import pytest
 
@@ -21,7 +20,7 @@ from zimage.workflow.schedule import (
     wait_seconds,
 )
 
-from ..conftest import a_job, picture
+from ..conftest import FakeClock, a_job, picture
 
 POLICY = PollPolicy(
     min_wait_seconds=1, max_wait_seconds=30, fast_poll_window_seconds=3, fast_poll_interval_seconds=0.25
@@ -167,22 +166,6 @@ def test_with_no_eta_clients_are_told_the_historys_median():
 
 
 # --- whole jobs, on a fake clock -------------------------------------------------------------
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 class TimedTask:
