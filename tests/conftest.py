@@ -65,6 +65,8 @@ def stack() -> Iterator:
 
 @pytest.fixture
 def emulator(stack) -> Iterator:
+    # A test without this fixture may have left workflows polling: the counts start after them.
+    stack.wait_until_idle()
     stack.emulator.reset()
     yield stack.emulator
     # Let this test's workflows end (at the latest at their deadline), so none of them calls
