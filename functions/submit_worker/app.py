@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from aws_lambda_powertools import Logger, Metrics
@@ -39,12 +40,14 @@ def once(decide: Callable[..., dict]) -> Callable[..., dict]:
     )
 
 
-def answer_record(record: SQSRecord) -> None:
+def answer_record(record: SQSRecord, lambda_context: LambdaContext) -> None:
     """One queued request. A request left for later is hidden for its back-off and reported as a
-    batch item failure (the raise), so the queue hands it over again then."""
+    batch item failure (the raise), so the queue hands it over again then. Each submit ends before
+    this call's timeout: one cut short there could have made a task a redelivery would pay again."""
     message = QueuedRequest.from_record(record.raw_event)
+    ends_at = time.time() + lambda_context.get_remaining_time_in_millis() / 1000
     deps = RequestDependencies(
-        submit=lambda: SubmitDependencies.from_runtime(runtime),
+        submit=lambda: SubmitDependencies.from_runtime(runtime)._replace(function_ends_at=ends_at),
         events=runtime.events,
         bus_name=settings.event_bus_name,
         max_age_seconds=settings.request_max_age_minutes * 60,

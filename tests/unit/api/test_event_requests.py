@@ -404,3 +404,18 @@ def test_a_deployment_its_operator_must_fix_keeps_the_request_and_says_so(world,
     # Once fixed, the same request starts its job.
     novita.error = None
     assert "job_id" in answer_request(message({"prompt": "a fox"}, receives=3), deps)
+
+
+def test_a_request_met_with_too_little_time_left_in_the_call_is_left_for_the_next_one(world):
+    """A submit cut short by the worker's timeout might make a task that the redelivery pays for
+    again: a request the call has no time left for is not started at all."""
+    import time
+
+    deps, novita, events, _ = world
+    submit = deps.submit
+    deps = deps._replace(submit=lambda: submit()._replace(function_ends_at=time.time() + 3))
+
+    with pytest.raises(RetryLater):
+        answer_request(message({"prompt": "a fox"}), deps)
+
+    assert novita.started == [] and events.entries == []

@@ -5,12 +5,13 @@ Step Functions are stand-ins that record their calls."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from zimage import errors
 from zimage.api.request import CreateImageRequest
-from zimage.api.submit import SubmitDependencies, execution_arn_for, submit_job
+from zimage.api.submit import RECORD_RESERVE_SECONDS, SubmitDependencies, execution_arn_for, submit_job
 from zimage.jobs.model import QUEUED
 from zimage.upstream.errors import UpstreamRateLimited
 from zimage.workflow.timing import WorkflowTiming
@@ -42,7 +43,21 @@ class RecordingStepFunctions:
         return {"executionArn": execution_arn_for(call["stateMachineArn"], call["name"])}
 
 
-def submit(jobs, *, novita=None, sfn=None, workflow_type="STANDARD", quota=None, **request):
+class CountingQuota:
+    """The daily caps' stand-in: which owners took a unit."""
+
+    def __init__(self) -> None:
+        self.taken: list[str] = []
+
+    def take(self, owner: str) -> str:
+        self.taken.append(owner)
+        return owner
+
+    def give_back(self, taken: str) -> None:
+        self.taken.remove(taken)
+
+
+def submit(jobs, *, novita=None, sfn=None, workflow_type="STANDARD", quota=None, function_ends_at=None, **request):
     deps = SubmitDependencies(
         novita=novita or RecordingNovita(),
         jobs=jobs,
@@ -52,6 +67,7 @@ def submit(jobs, *, novita=None, sfn=None, workflow_type="STANDARD", quota=None,
         retention_days=30,
         workflow_type=workflow_type,
         quota=quota,
+        function_ends_at=function_ends_at,
     )
     return submit_job(CreateImageRequest.model_validate({"prompt": "a red fox", **request}), owner="key-one", deps=deps)
 
@@ -148,3 +164,22 @@ def test_a_job_made_from_an_event_names_its_request_and_counts_as_the_events_own
     with pytest.raises(errors.QuotaExceeded) as refused:
         submit_job(request, owner="events:acme.third", deps=deps)
     assert "the event sources' daily cap of 2 jobs" in refused.value.message
+
+
+def test_the_upstreams_submit_ends_in_time_to_record_the_job_before_the_functions_timeout(jobs):
+    novita = RecordingNovita()
+
+    submit(jobs, novita=novita, function_ends_at=time.time() + 30)
+
+    [task] = novita.started
+    # what is left of the invocation, less the time to record the job and start its workflow
+    assert 30 - RECORD_RESERVE_SECONDS - 1 < task["within"] <= 30 - RECORD_RESERVE_SECONDS
+
+
+def test_with_too_little_time_left_nothing_is_started_nor_counted(jobs):
+    novita, quota = RecordingNovita(), CountingQuota()
+
+    with pytest.raises(errors.WorkflowUnavailable):
+        submit(jobs, novita=novita, quota=quota, function_ends_at=time.time() + RECORD_RESERVE_SECONDS + 1)
+
+    assert novita.started == [] and quota.taken == []

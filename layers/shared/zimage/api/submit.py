@@ -32,6 +32,11 @@ if TYPE_CHECKING:  # the model pulls in pydantic, which only the API function ne
 
 logger = Logger(child=True)
 
+# Seconds kept, past the upstream's answer, to record the job and start its workflow.
+RECORD_RESERVE_SECONDS = 5.0
+# The least time worth giving the upstream's submit: one connection and a quick answer.
+SHORTEST_SUBMIT_SECONDS = 2.0
+
 
 class JobWriter(Protocol):
     def create(self, job: Job) -> None: ...
@@ -87,6 +92,9 @@ class SubmitDependencies(NamedTuple):
     base64_output: bool = False
     allow_loopback_webhooks: bool = False
     quota: DailyQuota | None = None  # None: nothing counted
+    # When the calling invocation's own timeout strikes (epoch seconds); None: no bound. A submit
+    # cut short by the timeout might have made a task that a redelivery would pay for again.
+    function_ends_at: float | None = None
 
     @classmethod
     def from_runtime(cls, runtime: Any) -> SubmitDependencies:
@@ -114,12 +122,18 @@ def submit_job(
     (source, event_id, idempotency_key); its completion events carry it as `request`."""
     if request.webhook_url:  # refused here, before anything is paid for
         check_webhook_url(request.webhook_url, allow_loopback=deps.allow_loopback_webhooks)
+    within = None
+    if deps.function_ends_at is not None:
+        # The upstream call must end in time to record the job and start its workflow after it.
+        within = deps.function_ends_at - time.time() - RECORD_RESERVE_SECONDS
+        if within < SHORTEST_SUBMIT_SECONDS:
+            raise errors.WorkflowUnavailable("too little time was left to start the job; nothing was made, retry")
     quota = deps.quota
     taken = quota.take(counted_owner(owner)) if quota else None  # 429 quota_exceeded past a daily cap
     job_id = new_job_id()
     try:
         task_id = deps.novita.start_task(
-            prompt=request.prompt, size=request.size, seed=request.seed, base64_output=deps.base64_output
+            prompt=request.prompt, size=request.size, seed=request.seed, base64_output=deps.base64_output, within=within
         )
     except UpstreamError as exc:
         if quota and taken and upstream_refused(exc):

@@ -197,10 +197,13 @@ class NovitaClient:
     # --- the two documented endpoints ---------------------------------------------------
 
     @tracer.capture_method(capture_response=False)
-    def start_task(self, *, prompt: str, size: str, seed: int, base64_output: bool = False) -> str:
+    def start_task(
+        self, *, prompt: str, size: str, seed: int, base64_output: bool = False, within: float | None = None
+    ) -> str:
+        """Start a task; with `within`, the call (retries included) ends within that many seconds."""
         body = {"prompt": prompt, "size": size, "seed": seed, "enable_base64_output": base64_output}
         answer = self._request_json(
-            "POST", SUBMIT_PATH, body=body, plan=self.plan_call(submit_retry(self._submit_attempts), None)
+            "POST", SUBMIT_PATH, body=body, plan=self.plan_call(submit_retry(self._submit_attempts), within)
         )
         task_id = answer.get("task_id") if isinstance(answer, dict) else None
         if not isinstance(task_id, str) or not task_id:
