@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
+from urllib3.exceptions import HTTPError
 
 from zimage_cli.client import ApiError, ImageApi
 
@@ -89,19 +90,23 @@ class Batch:
     def run(self, lines: list[Line], bar: Any) -> Counter[str]:
         counts: Counter[str] = Counter()
 
+        def count(outcome: str) -> None:
+            with self._write:  # the lines run on several threads
+                counts[outcome] += 1
+
         def one(line: Line) -> None:
             if self.stopped.is_set():
-                counts["not started"] += 1
+                count("not started")
                 return
             try:
                 record = self.make(line)
             except QuotaReached as reached:
                 self.quota = self.quota or reached
                 self.stopped.set()
-                counts["not started"] += 1
+                count("not started")
                 return
             self.record(record)
-            counts[record["status"]] += 1
+            count(record["status"])
             bar.update(1)
 
         with ThreadPoolExecutor(self.concurrency) as pool:
@@ -120,16 +125,18 @@ class Batch:
             job = self.submit(body, line)
             record["job_id"] = job["id"]
             job = self.api.follow(job, timeout=self.timeout)
+            if job["status"] != SUCCEEDED:
+                error = job.get("error") or {}
+                reason = f"{error.get('code')}: {error.get('message')}" if error else f"still {job['status']}"
+                return {**record, "status": job["status"], "error": reason}
+            image = job["image"]
+            data = self.api.download(image["url"])
         except ApiError as exc:
             if exc.code == "quota_exceeded":
                 raise QuotaReached(str(exc), _resume_at(exc)) from None
             return {**record, "error": f"{exc.code or exc.status}: {exc}"}
-        if job["status"] != SUCCEEDED:
-            error = job.get("error") or {}
-            reason = f"{error.get('code')}: {error.get('message')}" if error else f"still {job['status']}"
-            return {**record, "status": job["status"], "error": reason}
-        image = job["image"]
-        data = self.api.download(image["url"])
+        except HTTPError as exc:  # the service or the bucket unreachable, after the client's own retries
+            return {**record, "error": f"could not be reached: {exc}"}
         digest = hashlib.sha256(data).hexdigest()
         if digest != image["sha256"]:
             return {**record, "error": "the downloaded image does not match its sha256"}
