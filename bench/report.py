@@ -218,7 +218,7 @@ def baseline_table(modes: dict, baseline: dict, workflow: str) -> str:
 FOLLOWING = {
     "get_every_half_second": "GET every 0.5 s (the CLI before)",
     "prefer_wait_rereading": "`Prefer: wait` from the submit, re-reading 4x a second (before)",
-    "prefer_wait_lean": "`Prefer: wait` from the submit, sleeping to the expected end",
+    "prefer_wait_lean": "`Prefer: wait` from the submit, reading once a second to the expected end",
     "cli": "the CLI now: sleep to the eta, one read held up to 1 s",
     "webhook": "webhook: the rule's SQS message and one call of the sender",
     "eventbridge": "an EventBridge rule of your own",

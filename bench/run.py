@@ -34,6 +34,7 @@ from local.novita_emulator import EmulatorSettings
 from local.stack import DEV_API_KEY, LocalStack
 from local.template import ROOT, load_template, substitute_definition
 from reliability.scenarios import run_load
+from zimage.jobs.store import BLIND_READ_SECONDS
 from zimage.workflow.timing import WorkflowTiming
 
 RESULTS = ROOT / "bench" / "results.json"
@@ -359,7 +360,11 @@ def following_costs(measured: dict, read_seconds: float) -> dict:
             jobs * call + held * gb_second + (held * OLD_WAITER_READS_PER_SECOND + jobs) * PRICES["dynamodb_read"]
         )
         / jobs,
-        "prefer_wait_lean": (jobs * call + held * gb_second + 3 * jobs * PRICES["dynamodb_read"]) / jobs,
+        # a read a second until the expected end (zimage.jobs.store.BLIND_READ_SECONDS), a few after
+        "prefer_wait_lean": (
+            jobs * call + held * gb_second + (held / BLIND_READ_SECONDS + 3 * jobs) * PRICES["dynamodb_read"]
+        )
+        / jobs,
         "cli": (api_cost(measured) - jobs * PRICES["apigw_rest_request"] + api_reads * PRICES["dynamodb_read"]) / jobs,
         "webhook": SQS_REQUESTS_PER_MESSAGE * PRICES["sqs_request"]
         + PRICES["lambda_request"]

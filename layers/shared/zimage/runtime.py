@@ -45,7 +45,7 @@ class Runtime:
 
     def quota(self) -> DailyQuota:
         """The daily caps as the settings now say (a test may change them), on the jobs table."""
-        from zimage.jobs.quota import DailyCaps, DailyQuota  # only the API function counts jobs
+        from zimage.jobs.quota import DailyCaps, DailyQuota  # only the submitting functions count jobs
 
         caps = DailyCaps(self.settings.max_jobs_per_key_per_day, self.settings.max_jobs_per_day)
         return DailyQuota(self.jobs_table, caps)
@@ -78,7 +78,7 @@ class Runtime:
 
     @cached_property
     def novita(self) -> NovitaClient:
-        from zimage.upstream.novita import NovitaClient  # only the API and the poll step call the upstream
+        from zimage.upstream.novita import NovitaClient  # only the submitting functions and the poll step call it
 
         read_timeout = self.settings.upstream_read_timeout_seconds
         return NovitaClient(

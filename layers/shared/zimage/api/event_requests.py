@@ -6,7 +6,9 @@ Powertools Idempotency the API uses, so our own redeliveries never start a secon
 
 - started: a job owned by `events:<source>`, whose completion event (Succeeded, Failed or
   Canceled) is the request's outcome and names it (`request`: source, event_id, idempotency_key);
-- rejected: no job and no upstream task; an `Image Generation Rejected` event says why.
+- rejected: no job; an `Image Generation Rejected` event says why. No upstream task either,
+  except where its code says one may exist (upstream_timeout, upstream_unavailable,
+  workflow_unavailable): those are rejected, not retried, so that none is paid for twice.
 
 The key is the event's `idempotency_key`, else its id. Whatever cannot be decided now (the
 upstream's rate limit or an outage, our own store or workflow briefly unavailable, a deployment
