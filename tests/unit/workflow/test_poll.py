@@ -475,3 +475,24 @@ def test_a_repeated_event_carries_the_same_job(job, jobs, images, clock):
     assert repeat["id"] == workflow_event["id"] == job.job_id + "Y"
     assert repeat["status"] == workflow_event["status"] == "succeeded"
     assert repeat["image"]["sha256"] == workflow_event["image"]["sha256"]
+
+
+@pytest.mark.parametrize(
+    ("last_running_ago", "judged"),
+    [(0.5, True), (5.0, False)],
+    ids=["end-bracketed-within-the-eta-rounding", "a-long-wait-between"],
+)
+def test_an_eta_is_judged_only_when_the_tasks_end_is_bracketed_closely(
+    job, jobs, images, clock, last_running_ago, judged
+):
+    # GIVEN a task that said, at first, it would end 1 s after the submit, and really ran ~10 s
+    durations = Durations(DEFAULT_TASK_SECONDS)
+    state = {"submitted_at": clock.now - 10, "eta_end": 1.0, "last_pending_at": clock.now - last_running_ago}
+
+    # WHEN a turn finds it done
+    step(job, jobs, images, ScriptedNovita(done()), clock, durations=durations, **state)
+
+    # THEN its eta is found wrong only when the last answer that found it running was close
+    # enough to tell (a long Wait or failed polls between would blame the eta for our lateness)
+    assert durations.eta_trusted() is not judged
+    assert durations.learned == 1  # its duration is learned either way
