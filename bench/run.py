@@ -645,18 +645,20 @@ API_CALLS: ApiCalls  # made with the stack, whose API front it wraps
 
 
 def measure_modes(stack: LocalStack, baseline_arn: str, workflow: str) -> dict:
-    """The baseline once (its fixed Waits never read an eta), then the service in every upstream
-    mode, on the same tasks; before them, unmeasured, as many jobs with other prompts teach the
-    poll function how long tasks take, as a deployment's first minutes would."""
+    """The service in every upstream mode, then the baseline once (its fixed Waits never read an
+    eta), on the same tasks; before them, unmeasured, as many jobs with other prompts teach the
+    poll function how long tasks take, as a deployment's first minutes would. The baseline comes
+    last: its jobs, read through the API, would teach the API's estimate its fixed Waits."""
     stack.emulator.configure(eta_style="none")
     run(stack, "service", baseline_arn, prompt="bench warm-up")
-    baseline = run(stack, "baseline", baseline_arn)
-    read_seconds = statistics.median(baseline["gets_seconds"])  # the harness's reads are never held
-    modes = {}
+    measured = {}
     for mode in MODES:
         stack.emulator.configure(eta_style=mode)
-        modes[mode] = mode_results(run(stack, "service", baseline_arn), workflow, read_seconds)
+        measured[mode] = run(stack, "service", baseline_arn)
     stack.emulator.configure(eta_style="truthful")
+    baseline = run(stack, "baseline", baseline_arn)
+    read_seconds = statistics.median(baseline["gets_seconds"])  # the harness's reads are never held
+    modes = {mode: mode_results(runs, workflow, read_seconds) for mode, runs in measured.items()}
     return {
         "baseline": {
             "overhead_s": {
