@@ -42,6 +42,17 @@ def test_a_healthy_deployment_checks_the_key_without_starting_a_task(api: ApiCli
     assert (emulator.calls["submit"], emulator.calls["result"]) == (0, 1)
 
 
+def submit_and_check_both_name(api: ApiClient, code: str, cause: str) -> None:
+    """A submit and the health check both answer 503 with the fault's code and its cause."""
+    submitted = api.request("POST", "/v1/images", body={"prompt": "a red fox"})
+    checked = api.request("GET", "/v1/health")
+    for answer in (submitted, checked):
+        assert answer.status == 503, answer.data
+        error = answer.json()["error"]
+        assert error["code"] == code
+        assert cause in error["message"]
+
+
 def test_the_health_check_needs_an_api_key(stack: LocalStack, emulator):
     answer = ApiClient(stack.api_url, api_key=None).request("GET", "/v1/health")
 
@@ -54,14 +65,7 @@ def test_a_key_novita_refuses_is_named_at_submit_and_by_the_health_check(stack: 
     emulator.configure(api_key="a-key-the-deployment-does-not-have")
     before = job_count(stack)
 
-    submitted = api.request("POST", "/v1/images", body={"prompt": "a red fox"})
-    checked = api.request("GET", "/v1/health")
-
-    for answer in (submitted, checked):
-        assert answer.status == 503, answer.data
-        error = answer.json()["error"]
-        assert error["code"] == "upstream_key_refused"
-        assert "INVALID_API_KEY" in error["message"]
+    submit_and_check_both_name(api, "upstream_key_refused", "INVALID_API_KEY")
     assert job_count(stack) == before
 
 
@@ -70,14 +74,9 @@ def test_an_unreadable_key_is_named_at_submit_and_no_task_is_started(
 ):
     before = job_count(stack)
 
-    submitted = api.request("POST", "/v1/images", body={"prompt": "a red fox"})
-    checked = api.request("GET", "/v1/health")
-
-    for answer in (submitted, checked):
-        assert answer.status == 503, answer.data
-        error = answer.json()["error"]
-        assert error["code"] == "upstream_key_unavailable"
-        assert f"SSM parameter {key_parameter_deleted}: ParameterNotFound" in error["message"]
+    submit_and_check_both_name(
+        api, "upstream_key_unavailable", f"SSM parameter {key_parameter_deleted}: ParameterNotFound"
+    )
     assert emulator.calls["submit"] == emulator.calls["result"] == 0
     assert job_count(stack) == before
 
