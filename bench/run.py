@@ -194,11 +194,24 @@ def run(
                 return get(job_id, **kwargs)
 
             client.get = counted_get
+            image_ready = client.image_ready
+
+            def counted_look(url: str) -> bool:
+                reads["look"] += 1  # each look at where the image will be: an S3 GET
+                return image_ready(url)
+
+            client.image_ready = counted_look
             job = client.follow(accepted, timeout=120)
             seen_at = time.time()
             assert job["status"] == "succeeded", job
             assert urllib3.request("GET", job["image"]["url"]).status == 200, job
-            return {"id": accepted["id"], "accepted_at": accepted_at, "seen_at": seen_at, "reads": reads["get"]}
+            return {
+                "id": accepted["id"],
+                "accepted_at": accepted_at,
+                "seen_at": seen_at,
+                "reads": reads["get"],
+                "looks": reads["look"],
+            }
         from zimage.api.request import CreateImageRequest
 
         deps = SubmitDependencies.from_runtime(runtime)._replace(
@@ -270,6 +283,7 @@ def run(
             "api_requests": len(api_calls),
             "get_seconds": sum(gets),
             "reads": sum(submitted["reads"] for submitted in started),
+            "looks": sum(submitted["looks"] for submitted in started),
             "followed_seconds": followed,
             "latencies": latencies,
         }
@@ -312,7 +326,8 @@ def least_express_cost_per_image(mean_task_seconds: float) -> float:
 
 def api_cost(measured: dict) -> float:
     """The API's share of a run: with a measured way of following, its requests (the POST and each
-    read) and the reads' Lambda calls; without, the POST and one GET that finds the job done."""
+    read), the reads' Lambda calls and the client's looks at where the image will be (S3 GETs);
+    without, the POST and one GET that finds the job done."""
     following = measured.get("following")
     if following is None:
         return measured["jobs"] * 2 * PRICES["apigw_rest_request"]
@@ -321,6 +336,7 @@ def api_cost(measured: dict) -> float:
         following["api_requests"] * PRICES["apigw_rest_request"]
         + reads * PRICES["lambda_request"]
         + following["get_seconds"] * API_MEMORY_MB / 1024 * PRICES["lambda_gb_second_arm"]
+        + following.get("looks", 0) * PRICES["s3_get"]
     )
 
 
@@ -401,6 +417,7 @@ def mode_results(measured: dict, workflow: str, read_seconds: float) -> dict:
         },
         "cli": {
             "reads_per_job": round(following["reads"] / jobs, 2),
+            "looks_per_job": round(following.get("looks", 0) / jobs, 2),
             "held_seconds_per_job": round(following["get_seconds"] / jobs, 3),
             "sees_it_p50_s": _percentile(following["latencies"], 50),
             "sees_it_p95_s": _percentile(following["latencies"], 95),

@@ -28,12 +28,11 @@ import urllib3
 from tqdm import tqdm
 
 from zimage_cli import doctor
-from zimage_cli.client import ApiError, ImageApi
+from zimage_cli.client import EXTENSIONS, ApiError, ImageApi
 
 LOCAL_URL = "http://127.0.0.1:3000"
 LOCAL_KEY = "zimage-local-dev-key"
 MIN_PROMPT = 10  # characters of the prompt `zimage list` shows however narrow the terminal
-EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 # Where an image goes without -o, relative to the current folder: pictures gather in one place.
 DEFAULT_FOLDER = Path("out")
 

@@ -26,10 +26,9 @@ from typing import Any
 from tqdm import tqdm
 from urllib3.exceptions import HTTPError
 
-from zimage_cli.client import ApiError, ImageApi
+from zimage_cli.client import EXTENSIONS, ApiError, ImageApi
 
 MANIFEST = "manifest.jsonl"
-EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 SUCCEEDED, FAILED = "succeeded", "failed"
 RATE_LIMITED = ("rate_limited", "upstream_rate_limited")
 # A rate limit without Retry-After is waited out this long, doubling, before the line gives up.

@@ -11,6 +11,10 @@ from urllib.parse import urlencode
 import urllib3
 
 TERMINAL = ("succeeded", "failed", "canceled")
+# A look at an image's URL is repeated a few times a second: one that hangs is skipped, not waited for.
+LOOK_TIMEOUT = urllib3.Timeout(connect=2, read=2)
+# A saved file's extension, by the image's content type.
+EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
 
 class ApiError(Exception):
@@ -93,6 +97,16 @@ class ImageApi:
 
     def openapi(self) -> dict:
         return self._call("GET", "/v1/openapi.json")
+
+    def image_ready(self, url: str) -> bool:
+        """Whether a running job's image is at its `links.image` yet: one ranged GET of its first
+        byte. S3 answers 403 for an object not there yet (404 only to a signer allowed to list the
+        bucket); any failure is "not yet", since reading the job tells what S3 cannot."""
+        try:
+            answer = self._http.request("GET", url, headers={"Range": "bytes=0-0"}, retries=False, timeout=LOOK_TIMEOUT)
+        except urllib3.exceptions.HTTPError:
+            return False
+        return answer.status in (200, 206)
 
     def download(self, url: str) -> bytes:
         answer = self._http.request("GET", url)

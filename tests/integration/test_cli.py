@@ -78,7 +78,7 @@ def test_list_shows_one_short_line_per_job_and_the_url_only_when_asked(stack, em
     # and --urls adds the image's URL, --json gives the whole page
     urls = run(stack, capsys, "list", "--limit", "5", "--urls")[1]
     url = next(line for line in urls.splitlines() if line.startswith(job["id"])).split()[-1]
-    assert url.startswith("http") and f"/{job['id']}.jpg?" in url  # signed anew at each read
+    assert url.startswith("http") and f"/images/{job['id']}?" in url  # signed anew at each read
     page = json.loads(run(stack, capsys, "list", "--limit", "5", "--json")[1])
     assert next(item for item in page["items"] if item["id"] == job["id"])["image"]["url"].startswith("http")
 

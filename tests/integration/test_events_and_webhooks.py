@@ -53,7 +53,7 @@ def test_a_succeeded_job_emits_one_event_with_the_documented_detail(api, emulato
     assert (event["source"], event["detail-type"]) == ("zimage", "Image Generation Succeeded")
     jsonschema.validate(event["detail"], DETAIL_SCHEMA)
     assert event["detail"]["bucket"] == stack.bucket
-    assert event["detail"]["key"] == f"images/{job['id']}.jpg"
+    assert event["detail"]["key"] == f"images/{job['id']}"
     assert event["detail"]["image"]["sha256"] == job["image"]["sha256"]
     assert "url" not in event["detail"]["image"]
 

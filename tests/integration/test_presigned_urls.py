@@ -38,3 +38,19 @@ def test_the_download_url_answers_the_image_as_an_attachment(api):
     assert download.headers["Content-Disposition"] == f'attachment; filename="{job["id"]}.jpg"'
     assert download.data == shown.data
     assert "Content-Disposition" not in shown.headers
+
+
+def test_a_running_jobs_image_link_answers_once_the_image_is_stored(api):
+    # GIVEN a job just submitted: its answer names where the image will be
+    submitted = api.submit(size="512*512")
+    watched = submitted["links"]["image"]
+
+    # THEN until the image is stored the link answers "not there" (S3 on AWS: 403 to a signer that
+    # may not list the bucket, 404 here), and once the job succeeded a ranged GET finds it
+    assert urllib3.request("GET", watched, headers={"Range": "bytes=0-0"}, timeout=10).status in (403, 404)
+    job = api.wait(submitted["id"])
+    assert job["status"] == "succeeded", job
+    look = urllib3.request("GET", watched, headers={"Range": "bytes=0-0"}, timeout=10)
+    assert look.status == 206 and len(look.data) == 1
+    assert urllib3.request("GET", watched, timeout=10).data == urllib3.request("GET", job["image"]["url"]).data
+    assert "image" not in job["links"]  # an ended job has nothing to watch

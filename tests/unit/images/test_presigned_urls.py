@@ -139,8 +139,30 @@ def test_the_download_url_saves_the_file_under_the_jobs_name(images):
 
     view = job_view(job, images, 900)
 
-    # THEN its download URL asks S3 for an attachment named after the stored file, as long as the URL
+    # THEN its download URL asks S3 for an attachment named after the job and its type, as long as the URL
     download = parse_qs(urlsplit(view["image"]["download_url"]).query)
-    assert download["response-content-disposition"] == ['attachment; filename="fox.jpg"']
+    assert download["response-content-disposition"] == [f'attachment; filename="{job.job_id}.jpg"']
     assert download["X-Amz-Expires"] == parse_qs(urlsplit(view["image"]["url"]).query)["X-Amz-Expires"]
     assert "response-content-disposition" not in parse_qs(urlsplit(view["image"]["url"]).query)
+
+
+@pytest.mark.parametrize("status", ["queued", "processing"])
+def test_a_running_job_names_where_its_image_will_be(images, status):
+    # GIVEN a job that has not ended
+    job = a_job(status=status)
+
+    view = job_view(job, images, 900)
+
+    # THEN its view names the object the workflow will store, signed as long as an image's URL:
+    # the key is the job's alone, whatever format the upstream sends
+    url = urlsplit(view["links"]["image"])
+    assert url.path.endswith(f"/images/{job.job_id}")
+    assert parse_qs(url.query)["X-Amz-Expires"] == ["900"]
+    assert view["links"]["self"] == f"/v1/images/{job.job_id}"
+
+
+@pytest.mark.parametrize("status", ["succeeded", "failed", "canceled"])
+def test_an_ended_job_names_no_image_to_watch(images, status):
+    image = stored_image(kept_for_seconds=86400) if status == "succeeded" else None
+    view = job_view(a_job(status=status, image=image), images, 900)
+    assert view["links"] == {"self": f"/v1/images/{view['id']}"}

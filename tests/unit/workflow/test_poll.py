@@ -113,7 +113,7 @@ def test_a_finished_task_is_stored_and_recorded(job, jobs, images, clock):
     answer = step(job, jobs, images, ScriptedNovita(done()), clock)
 
     assert answer["status"] == "succeeded"
-    assert answer["image"]["key"] == f"images/{job.job_id}.jpg"
+    assert answer["image"]["key"] == f"images/{job.job_id}"
     assert answer["image"]["url"].startswith("https://")
     stored = jobs.get(job.job_id)
     assert stored.status == "succeeded"

@@ -78,6 +78,20 @@ class WebhookView(DocumentedModel):
     delivered_at: Timestamp | None = None
 
 
+class JobLinks(DocumentedModel):
+    self: str = Field(description="The job's URL: `/v1/images/{id}`.")
+    image: str | None = Field(
+        default=None,
+        description=(
+            "Only while the job runs: a presigned GET URL of where its image will be stored. It answers "
+            "403 or 404 until the job succeeds, then the image (ask for `Range: bytes=0-0` to only check). "
+            "Checking it costs an S3 request, about a tenth of the price of reading the job: the cheap "
+            "way to wait. It never tells that a job failed or was canceled: read the job for that. Valid as long "
+            "as a succeeded job's url."
+        ),
+    )
+
+
 class JobView(DocumentedModel):
     id: str = Field(examples=["img_01JD3Z5Q4W8V7N2K6M9P0R1S2T"])
     status: JobStatus
@@ -100,7 +114,7 @@ class JobView(DocumentedModel):
     error: JobErrorView | None = Field(default=None, description="Only when failed.")
     webhook: WebhookView | None = Field(default=None, description="Only when a webhook_url was given.")
     metadata: dict[str, str] | None = Field(default=None, description="Only when given: as it was given.")
-    links: dict[str, str]
+    links: JobLinks
 
 
 class JobPage(DocumentedModel):

@@ -14,7 +14,6 @@ import imagesize
 from zimage.upstream.errors import InvalidImage
 
 CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
-EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp"}
 _DATA_URI = re.compile(r"^data:image/[a-z+.-]+;base64,", re.IGNORECASE)
 
 
@@ -28,10 +27,6 @@ class ImageFacts(NamedTuple):
     @property
     def content_type(self) -> str:
         return CONTENT_TYPES[self.format]
-
-    @property
-    def extension(self) -> str:
-        return EXTENSIONS[self.format]
 
 
 def is_url(location: str) -> bool:

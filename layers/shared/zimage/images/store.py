@@ -13,9 +13,20 @@ if TYPE_CHECKING:  # the functions that only sign URLs never load the image chec
     from zimage.images.checks import ImageFacts
 
 
-def image_key(job_id: str, facts: ImageFacts) -> str:
-    # Derived from the job id alone, so a retried store overwrites instead of adding a copy.
-    return f"images/{job_id}.{facts.extension}"
+# A saved file's extension, by the content type S3 keeps with the object.
+EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+
+
+def image_key(job_id: str) -> str:
+    """Where a job's image is stored: derived from the job id alone, so a retried store
+    overwrites instead of adding a copy, and a running job's view can already name the object
+    clients watch for (`links.image`). The format is the object's content type, not its name."""
+    return f"images/{job_id}"
+
+
+def file_name(job_id: str, content_type: str) -> str:
+    """The name a downloaded image is saved under."""
+    return f"{job_id}.{EXTENSIONS.get(content_type, 'img')}"
 
 
 class ImageStore:
@@ -25,7 +36,7 @@ class ImageStore:
         self._retention = timedelta(days=retention_days)
 
     def put(self, job_id: str, data: bytes, facts: ImageFacts) -> StoredImage:
-        key = image_key(job_id, facts)
+        key = image_key(job_id)
         # Read before the write: the object's own creation time, from which the bucket counts
         # its retention, is later, so the image outlives this moment plus the retention.
         kept_until = iso(utc_now() + self._retention)

@@ -1,4 +1,4 @@
-"""The job as clients see it, with a presigned image URL made at the moment of reading."""
+"""The job as clients see it, with presigned URLs made at the moment of reading."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING
 
 from zimage.clock import epoch_seconds
+from zimage.images.store import file_name, image_key
 from zimage.jobs.model import SUCCEEDED, Job
 
 if TYPE_CHECKING:
@@ -13,8 +14,14 @@ if TYPE_CHECKING:
 
 
 def job_view(job: Job, images: ImageStore, url_lifetime_seconds: int) -> dict:
-    """A succeeded job's view carries a URL until its image's retention ends, never one that
-    outlives it; after that the job keeps its image's facts, without a URL."""
+    """A running job's view names where its image will be (`links.image`: watching it costs an S3
+    request where a read of the job costs an API call). A succeeded job's view carries a URL until
+    its image's retention ends, never one that outlives it; after that the job keeps its image's
+    facts, without a URL."""
+    if not job.is_terminal:
+        view = job.to_view()
+        view["links"]["image"], _ = images.presign(image_key(job.job_id), url_lifetime_seconds)
+        return view
     if job.image is None or job.status != SUCCEEDED:
         return job.to_view()
     lifetime = url_lifetime_seconds
@@ -23,5 +30,5 @@ def job_view(job: Job, images: ImageStore, url_lifetime_seconds: int) -> dict:
         if lifetime < 1:
             return job.to_view()
     url, expires_at = images.presign(job.image.key, lifetime)
-    download_url, _ = images.presign(job.image.key, lifetime, download_as=job.image.key.rsplit("/", 1)[-1])
+    download_url, _ = images.presign(job.image.key, lifetime, download_as=file_name(job.job_id, job.image.content_type))
     return job.to_view(image_url=url, url_expires_at=expires_at, download_url=download_url)
