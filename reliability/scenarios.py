@@ -30,6 +30,7 @@ from botocore.exceptions import ClientError
 
 from local.novita_emulator import Fault, NovitaEmulator
 from local.stack import DEV_API_KEY, QUICK_PARAMETERS, LocalStack
+from zimage.images.store import image_key
 from zimage.jobs.model import TERMINAL_STATUSES
 
 
@@ -457,8 +458,10 @@ SCENARIOS: list[Scenario] = [
         poll_calls=1,
     ),
     # --- the image ------------------------------------------------------------------------------
-    # A turn that meets a refused image is retried twice by the state machine (States.ALL,
-    # MaxAttempts 2), and each retry asks for the task's result again.
+    # The store step that meets a refused image asks the upstream for a fresh link (the same link
+    # is not downloaded twice), then raises; the state machine retries it twice (States.ALL,
+    # MaxAttempts 2), and each attempt starts again from the link the poll step handed it. The
+    # turn that found the task may have polled fast up to seven times, by what it learned so far.
     Scenario(
         "image URL answers 403",
         "retry the turn, then fail",
@@ -467,7 +470,7 @@ SCENARIOS: list[Scenario] = [
         status="failed",
         code="image_unavailable",
         message="could not be downloaded: the image URL answered HTTP 403",
-        poll_calls=after(2),
+        poll_calls=after(3, (1, 7)),
         image_calls=3,
     ),
     Scenario(
@@ -478,7 +481,7 @@ SCENARIOS: list[Scenario] = [
         status="failed",
         code="image_unavailable",
         message="could not be downloaded: the image URL answered HTTP 404",
-        poll_calls=after(2),
+        poll_calls=after(3, (1, 7)),
         image_calls=3,
     ),
     Scenario(
@@ -545,13 +548,13 @@ SCENARIOS: list[Scenario] = [
         poll_calls=USUAL_POLLS,
     ),
     # --- AWS --------------------------------------------------------------------------------------
-    # The failed turn is retried by the state machine, which asks and downloads again.
+    # The failed step is retried by the state machine, which downloads again from the same link.
     Scenario(
         "S3 write fails once",
-        "retry the turn",
+        "retry the step",
         "the key comes from the job id: the retry overwrites",
         status="succeeded",
-        poll_calls=after(1),
+        poll_calls=USUAL_POLLS,
         image_calls=2,
         aws_fault=("s3", "before-call.s3.PutObject", "InternalError"),
     ),
@@ -679,7 +682,7 @@ class Outcome:
         image = job.image
         if image is None or self.objects != 1 or self.stored is None:
             return [*found, f"{self.objects} stored objects, image in record {image}: expected one of each"]
-        if image.key != f"images/{job.job_id}.{image.content_type.split('/')[-1].replace('jpeg', 'jpg')}":
+        if image.key != image_key(job.job_id):
             found.append(f"stored at {image.key}, not at the job's own key")
         recorded = {"sha256": image.sha256, "bytes": image.bytes, "content_type": image.content_type}
         if self.stored != recorded:
@@ -860,12 +863,12 @@ def run_scenario(stack: LocalStack, scenario: Scenario, *, timeout: float = 40) 
             stack.wait_until_idle()
         outcome.calls = {**stack.emulator.calls, "refused": outage.refused}
         outcome.faults_fired = fired["fault"]
-        own = f"images/{outcome.job_id}." if outcome.job_id else None
+        own = image_key(outcome.job_id) if outcome.job_id else None
         new_keys = _stored_keys(stack) - keys_before
-        outcome.stray_objects = sorted(key for key in new_keys if not (own and key.startswith(own)))
+        outcome.stray_objects = sorted(key for key in new_keys if key != own)
         events = drain(stack, tap)
         if outcome.job_id:
-            outcome.objects = len([key for key in new_keys | keys_before if key.startswith(own)])
+            outcome.objects = len([key for key in new_keys | keys_before if key == own])
             item = stack.resource("dynamodb").Table(stack.table).get_item(Key={"job_id": outcome.job_id}).get("Item")
             outcome.record = Job.from_item(item) if item else None
             outcome.events = [event for event in events if event["detail"].get("id") == outcome.job_id]

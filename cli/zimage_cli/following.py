@@ -20,8 +20,9 @@ TERMINAL = ("succeeded", "failed", "canceled")
 # The most one read asks the service to hold (`Prefer: wait`): the job's record is written just
 # after its image, so a read made on seeing the image waits only that long.
 HOLD_SECONDS = 1
-# Etas come in whole seconds: a job may end up to this long before its eta says.
-ETA_GRANULARITY_SECONDS = 1.0
+# Etas come in whole seconds, rounded up: a job may end up to a second before its eta says. The
+# client looks from this long before it, where a job is as likely to end as not.
+LOOK_AHEAD_SECONDS = 0.5
 # Without an eta the client sleeps this share of the time the job has run so far, between a
 # second and MAX_BLIND_SLEEP_SECONDS.
 BLIND_SLEEP_SHARE = 0.25
@@ -30,7 +31,7 @@ MAX_BLIND_SLEEP_SECONDS = 5.0
 LOOK_INTERVAL_SECONDS = 0.25
 # Past the end it was expected at, a job is looked at after this share of how late it is: a slow
 # job's lag stays small next to its own lateness, and it costs a few looks instead of many.
-LATE_LOOK_SHARE = 0.25
+LATE_LOOK_SHARE = 0.5
 # While the image does not come, the job is read after this share of the time it has run so far,
 # and at least this often: what S3 cannot tell (a failure, a cancel, a new eta) is seen that late.
 READ_GAP_SHARE = 0.5
@@ -43,7 +44,7 @@ def sleep_before_looking(job: dict, followed_for: float) -> float:
     it has run."""
     eta = job.get("eta_seconds")
     if eta:
-        return max(0.0, eta - ETA_GRANULARITY_SECONDS / 2)
+        return max(0.0, eta - LOOK_AHEAD_SECONDS)
     if eta == 0 and job.get("links", {}).get("image"):
         return 0.0  # due now: looking costs next to nothing
     return min(max(1.0, followed_for * BLIND_SLEEP_SHARE), MAX_BLIND_SLEEP_SECONDS)
@@ -81,7 +82,7 @@ def follow(
             sleep(min(LOOK_INTERVAL_SECONDS, max(0.0, deadline - clock())))
         else:
             if job.get("eta_seconds"):  # a late job's eta counts down to 0 and says no more
-                expected_at = clock() + job["eta_seconds"] - ETA_GRANULARITY_SECONDS / 2
+                expected_at = clock() + job["eta_seconds"]  # rounded up: late only past it
             sleep(min(sleep_before_looking(job, clock() - started), max(0.0, deadline - clock())))
             watched = job.get("links", {}).get("image")
             if watched:

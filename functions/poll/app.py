@@ -5,14 +5,12 @@ from __future__ import annotations
 import time
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from zimage.jobs.durations import Durations
 from zimage.runtime import shared_runtime
 from zimage.tracing import tracer
-from zimage.workflow.answers import PENDING
-from zimage.workflow.poll import PollDependencies, poll
+from zimage.workflow.poll import PollDependencies, count_ended, poll
 
 logger = Logger()
 metrics = Metrics()
@@ -26,8 +24,7 @@ durations = Durations(runtime.settings.task_seconds_prior)
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     ends_at = time.time() + context.get_remaining_time_in_millis() / 1000
-    answer = poll(event, PollDependencies.from_runtime(runtime, function_ends_at=ends_at, durations=durations))
-    if answer["status"] != PENDING:
-        metrics.add_metric(name=f"Jobs{answer['status'].capitalize()}", unit=MetricUnit.Count, value=1)
-        metrics.add_metric(name="PollsPerJob", unit=MetricUnit.Count, value=int(event.get("polls", 0)) + 1)
+    deps = PollDependencies.from_runtime(runtime, stores_images=False, function_ends_at=ends_at, durations=durations)
+    answer = poll(event, deps)
+    count_ended(metrics, answer, polls=int(event.get("polls", 0)) + 1)
     return answer

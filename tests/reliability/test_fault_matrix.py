@@ -17,7 +17,7 @@ PLAIN = next(s for s in SCENARIOS if s.name == "image_url_ttl as a string")
 REFUSED = next(s for s in SCENARIOS if s.name == "connection refused on submit, persisting")
 IMAGE = StoredImage(
     bucket="b",
-    key="images/img_1.jpg",
+    key="images/img_1",
     content_type="image/jpeg",
     width=512,
     height=512,
@@ -83,7 +83,7 @@ def test_the_checks_pass_an_outcome_that_is_as_expected():
         ({"stored": {"sha256": "cd" * 32, "bytes": 1000, "content_type": "image/jpeg"}}, "is not the recorded"),
         ({"stored": {"sha256": "ab" * 32, "bytes": 1000, "content_type": "image/png"}}, "is not the recorded"),
         ({"objects": 2}, "2 stored objects"),
-        ({"stray_objects": ["images/img_0.jpg"]}, "belong to no job"),
+        ({"stray_objects": ["images/img_0"]}, "belong to no job"),
         ({"message": "the image model failed the task"}, "expected none"),
     ],
 )

@@ -5,8 +5,9 @@ import hashlib
 
 import pytest
 
-from zimage.images.checks import decode_base64_image, inspect_image, is_url
+from zimage.images.checks import decode_base64_image, inspect_image
 from zimage.upstream.errors import InvalidImage
+from zimage.upstream.novita import UpstreamImage
 
 from ..conftest import picture
 
@@ -74,4 +75,4 @@ def test_invalid_base64_is_an_invalid_image(text):
     [("https://x/y.jpg", True), ("http://127.0.0.1/y", True), ("/9j/4AAQ", False), ("iVBORw0", False)],
 )
 def test_urls_are_told_from_data(location, url):
-    assert is_url(location) is url
+    assert UpstreamImage(location).is_url is url

@@ -23,7 +23,7 @@ def resolved_definition(partition: str = "aws") -> dict:
     resolver.pseudo["AWS::Partition"] = partition
     resolver.refs["ImageEventBus"] = "zimage-images"
     resolver.refs["JobsTable"] = "zimage-jobs"
-    for logical in ("PollFunction", "RecordFailureFunction"):
+    for logical in ("PollFunction", "StoreImageFunction", "RecordFailureFunction"):
         resolver.attributes[(logical, "Arn")] = f"arn:{partition}:lambda:us-east-1:123456789012:function:{logical}"
     text = substitute_definition(
         (ROOT / spec["DefinitionUri"]).read_text(), resolver.resolve(spec["DefinitionSubstitutions"])
@@ -85,7 +85,8 @@ def test_the_state_machine_is_given_no_deadline_of_its_own_but_its_timeout():
     variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
     assert variables["EXECUTION_TIMEOUT_SECONDS"] == {"Ref": "ExecutionTimeoutSeconds"}
     assert variables["POLL_TURN_SECONDS"] == {"Ref": "PollTurnSeconds"}
-    assert RESOURCES["PollFunction"]["Properties"]["Timeout"] == {"Ref": "PollTurnSeconds"}
+    for step in ("PollFunction", "StoreImageFunction"):
+        assert RESOURCES[step]["Properties"]["Timeout"] == {"Ref": "PollTurnSeconds"}
 
 
 @pytest.mark.parametrize(
@@ -251,7 +252,9 @@ def test_the_sam_transform_accepts_the_template(key_source, monkeypatch):
     }
     assert all('"Action": "*"' not in role and '"dynamodb:*"' not in role for role in roles.values())
     grant = "secretsmanager:GetSecretValue" if key_source == "secretsmanager" else "ssm:GetParameter"
-    assert grant in roles["PollFunctionRole"]
+    assert grant in roles["PollFunctionRole"] and grant in roles["StoreImageFunctionRole"]
+    # Only the store step writes to the bucket: the poll step, which runs most, may not touch it.
+    assert "s3:PutObject" in roles["StoreImageFunctionRole"] and '"s3:' not in roles["PollFunctionRole"]
 
 
 # --- the API's access: keys, the usage plan, API Gateway's own answers --------------------------
@@ -447,10 +450,13 @@ def test_no_function_reserves_concurrency_by_default(monkeypatch):
     ("parameters", "expected"),
     [
         ({"ApiMaxConcurrency": 50}, {"ApiFunction": 50}),
-        ({"WorkflowReservedConcurrency": 20}, {"PollFunction": 20, "RecordFailureFunction": 20}),
+        (
+            {"WorkflowReservedConcurrency": 20},
+            {"PollFunction": 20, "StoreImageFunction": 20, "RecordFailureFunction": 20},
+        ),
         (
             {"ApiMaxConcurrency": 50, "WorkflowReservedConcurrency": 20},
-            {"ApiFunction": 50, "PollFunction": 20, "RecordFailureFunction": 20},
+            {"ApiFunction": 50, "PollFunction": 20, "StoreImageFunction": 20, "RecordFailureFunction": 20},
         ),
     ],
 )
@@ -502,7 +508,7 @@ def test_throttles_of_the_workflow_functions_raise_an_alarm(monkeypatch):
     alarms = throttle_alarms(monkeypatch)
 
     watched = {alarm["Dimensions"][0]["Value"]["Ref"] for alarm in alarms.values()}
-    assert watched == {"PollFunction", "RecordFailureFunction"}
+    assert watched == {"PollFunction", "StoreImageFunction", "RecordFailureFunction"}
     for alarm in alarms.values():
         assert alarm["Namespace"] == "AWS/Lambda"
         assert [d["Name"] for d in alarm["Dimensions"]] == ["FunctionName"]
@@ -518,7 +524,7 @@ def test_throttles_of_the_workflow_functions_raise_an_alarm(monkeypatch):
 def test_the_throttle_alarms_notify_the_alarm_topic_when_one_is_given(monkeypatch):
     alarms = throttle_alarms(monkeypatch, AlarmTopicArn=TOPIC)
 
-    assert len(alarms) == 2
+    assert len(alarms) == 3
     for alarm in alarms.values():
         assert (alarm["AlarmActions"], alarm["OKActions"]) == ([TOPIC], [TOPIC])
 

@@ -16,7 +16,7 @@ from zimage.jobs.durations import DEFAULT_TASK_SECONDS, Durations
 from zimage.jobs.model import Job, active_shard_for
 from zimage.upstream.errors import UpstreamKeyUnavailable, UpstreamRejected, UpstreamUnavailable
 from zimage.upstream.novita import TaskResult, TaskStatus, UpstreamImage
-from zimage.workflow.poll import ImageUnavailable, PollDependencies, poll
+from zimage.workflow.poll import ImageUnavailable, PollDependencies, poll, store
 from zimage.workflow.schedule import PLAUSIBLE_SHARE, PollPolicy
 
 from ..conftest import BUCKET, FakeClock, a_job, picture
@@ -80,6 +80,7 @@ def step(
     deadline_in: float = 600,
     function_ends_in: float | None = None,
     durations: Durations | None = None,
+    run=poll,
     **state,
 ) -> dict:
     deps = PollDependencies(
@@ -106,7 +107,7 @@ def step(
         "polls": 0,
         **state,
     }
-    return poll(payload, deps)
+    return run(payload, deps)
 
 
 def test_a_finished_task_is_stored_and_recorded(job, jobs, images, clock):
@@ -496,3 +497,111 @@ def test_an_eta_is_judged_only_when_the_tasks_end_is_bracketed_closely(
     # enough to tell (a long Wait or failed polls between would blame the eta for our lateness)
     assert durations.eta_trusted() is not judged
     assert durations.learned == 1  # its duration is learned either way
+
+
+# --- the poll step hands a finished task to the store step --------------------------------------
+
+
+def test_the_poll_step_hands_a_finished_task_to_the_store_step(job, jobs, clock):
+    # GIVEN the poll step, which has no image store
+    novita = ScriptedNovita(done())
+
+    answer = step(job, jobs, None, novita, clock)
+
+    # THEN it answers ready with the image's URL and seed, and stores nothing itself
+    assert answer["status"] == "ready"
+    assert answer["ready"] == {"location": "https://cdn.example/img.jpeg", "seed": 99}
+    assert answer["polls"] == 1 and answer["job_id"] == job.job_id
+    assert novita.downloads == 0
+    assert jobs.get(job.job_id).status == "queued"
+
+
+def test_base64_data_is_not_handed_on_through_the_workflows_state(job, jobs, clock):
+    data = base64.b64encode(picture(320, 256)).decode()
+    answer = step(job, jobs, None, ScriptedNovita(done(location=data)), clock)
+    assert answer["status"] == "ready" and answer["ready"] == {"seed": 99}
+
+
+def test_a_success_without_an_image_fails_in_the_poll_step(job, jobs, clock):
+    empty = TaskResult(status=TaskStatus.SUCCEED, seed=1)
+    answer = step(job, jobs, None, ScriptedNovita(empty), clock)
+    assert answer["status"] == "failed" and answer["error"]["code"] == "upstream_no_image"
+
+
+def test_the_store_step_stores_from_the_url_it_is_handed_without_asking_again(job, jobs, images, clock):
+    novita = ScriptedNovita(running())  # would say the task still runs, were it asked
+
+    answer = step(job, jobs, images, novita, clock, run=store, ready={"location": "https://cdn/x.jpeg", "seed": 7})
+
+    assert answer["status"] == "succeeded"
+    assert (novita.polls, novita.downloads) == (0, 1)
+    assert jobs.get(job.job_id).seed == 7
+
+
+def test_the_store_step_asks_again_when_the_url_it_is_handed_no_longer_answers(job, jobs, images, clock):
+    class ExpiredFirst(ScriptedNovita):
+        def download_image(self, url: str, **kwargs) -> bytes:
+            if url == "https://cdn/expired.jpeg":
+                self.downloads += 1
+                raise UpstreamRejected("the image URL answered HTTP 403", status=403)
+            return super().download_image(url, **kwargs)
+
+    novita = ExpiredFirst(done("https://cdn/fresh.jpeg"))
+
+    answer = step(job, jobs, images, novita, clock, run=store, ready={"location": "https://cdn/expired.jpeg"})
+
+    assert answer["status"] == "succeeded"
+    assert (novita.polls, novita.downloads) == (1, 2)  # one more question for a fresh URL
+
+
+def test_the_store_step_asks_the_upstream_for_base64_data(job, jobs, images, clock):
+    data = base64.b64encode(picture(320, 256)).decode()
+    novita = ScriptedNovita(done(location=data))
+
+    answer = step(job, jobs, images, novita, clock, run=store, ready={"seed": 99})
+
+    assert answer["status"] == "succeeded" and novita.polls == 1 and novita.downloads == 0
+
+
+# --- a turn writes only what shows clients something new ------------------------------------------
+
+
+def next_turn(answer: dict) -> dict:
+    """The state the workflow hands the next turn: the answer, less what step() sets itself."""
+    return {k: v for k, v in answer.items() if k not in ("job_id", "task_id", "size", "deadline")}
+
+
+def test_a_turn_whose_answer_shows_nothing_new_reads_the_job_instead_of_writing_it(job, jobs, images, clock):
+    # GIVEN a first turn that found the task processing, due to end in 10 s
+    first = step(job, jobs, images, ScriptedNovita(running(eta=10)), clock)
+    written = jobs.get(job.job_id)
+
+    # WHEN a later turn hears the same end (3 s on, 7 s to go)
+    clock.sleep(3)
+    second = step(job, jobs, images, ScriptedNovita(running(eta=7)), clock, **next_turn(first))
+
+    # THEN the record is as the first turn wrote it, and the turn goes on
+    assert second["status"] == "pending"
+    assert jobs.get(job.job_id).updated_at == written.updated_at
+    assert jobs.get(job.job_id).eta_at == written.eta_at
+
+
+def test_a_turn_whose_answer_moves_the_end_writes_it(job, jobs, images, clock):
+    first = step(job, jobs, images, ScriptedNovita(running(eta=5)), clock)
+    written = jobs.get(job.job_id)
+
+    clock.sleep(3)  # 3 s on, and the upstream now says 8 s more: the end moved by 6 s
+    step(job, jobs, images, ScriptedNovita(running(eta=8, progress=40)), clock, **next_turn(first))
+
+    assert jobs.get(job.job_id).eta_at != written.eta_at
+    assert jobs.get(job.job_id).progress == 40
+
+
+def test_the_read_of_a_turn_that_writes_nothing_still_notices_a_cancel(job, jobs, images, clock):
+    first = step(job, jobs, images, ScriptedNovita(running(eta=10)), clock)
+    jobs.cancel(job.job_id)
+
+    clock.sleep(3)
+    second = step(job, jobs, images, ScriptedNovita(running(eta=7)), clock, **next_turn(first))
+
+    assert second["status"] == "canceled"

@@ -29,10 +29,6 @@ class ImageFacts(NamedTuple):
         return CONTENT_TYPES[self.format]
 
 
-def is_url(location: str) -> bool:
-    return location.startswith(("https://", "http://"))
-
-
 def decode_base64_image(data: str) -> bytes:
     """Decode base64 output, with or without a `data:image/...;base64,` prefix."""
     text = _DATA_URI.sub("", data.strip(), count=1)

@@ -65,6 +65,11 @@ class UpstreamImage(NamedTuple):
     image_type: str | None = None
     url_ttl_seconds: int | None = None
 
+    @property
+    def is_url(self) -> bool:
+        """Whether `location` is where to download the image, rather than the image itself."""
+        return self.location.startswith(("https://", "http://"))
+
 
 class TaskResult(NamedTuple):
     status: TaskStatus

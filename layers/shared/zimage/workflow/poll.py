@@ -1,7 +1,14 @@
-"""One turn of the workflow's poll step: ask the upstream, and either say when to ask again or
-finish the job (store the image, or record why it failed).
+"""The workflow's two steps on a running task. The poll step asks the upstream and says when to
+ask again, that the task ended with an image (`ready`), or why the job failed; the store step
+stores the image of a task found ready and ends the job.
 
-The step is idempotent, because Step Functions retries it: the image key comes from the job id,
+They are two functions because their needs differ: a poll turn holds little but may sleep
+between fast polls, which Lambda bills by memory, so it runs at the least memory; storing holds
+the image's bytes and checks them, so it runs with more (docs/performance.md). A poll turn
+handed an image store (`PollDependencies.images`) stores what it finds ready itself, as the store
+step does when it must ask the upstream again.
+
+Both are idempotent, because Step Functions retries them: the image key comes from the job id,
 and the job's status only moves through conditional writes.
 """
 
@@ -13,7 +20,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 
 from zimage.images.size import parse_size
 from zimage.images.store import ImageStore
@@ -22,9 +30,9 @@ from zimage.jobs.model import SUCCEEDED, present_fields
 from zimage.jobs.store import JobStore
 from zimage.misconfiguration import account_fault, report_misconfigured
 from zimage.upstream.errors import InvalidImage, UpstreamError, UpstreamRejected
-from zimage.upstream.novita import NovitaClient, TaskResult, TaskStatus
+from zimage.upstream.novita import NovitaClient, TaskResult, TaskStatus, UpstreamImage
 from zimage.workflow import timing
-from zimage.workflow.answers import PENDING, answer_for, carried, completion
+from zimage.workflow.answers import PENDING, READY, answer_for, carried, completion
 from zimage.workflow.schedule import (
     PollPolicy,
     believed_end,
@@ -47,7 +55,7 @@ class ImageUnavailable(Exception):
 class PollDependencies(NamedTuple):
     novita: NovitaClient
     jobs: JobStore
-    images: ImageStore
+    images: ImageStore | None  # None in the poll step: a task found ready goes to the store step
     max_image_bytes: int
     presigned_url_seconds: int
     max_consecutive_upstream_errors: int = 5
@@ -61,15 +69,21 @@ class PollDependencies(NamedTuple):
 
     @classmethod
     def from_runtime(
-        cls, runtime: Any, *, function_ends_at: float | None = None, durations: Durations | None = None
+        cls,
+        runtime: Any,
+        *,
+        stores_images: bool,
+        function_ends_at: float | None = None,
+        durations: Durations | None = None,
     ) -> PollDependencies:
-        """The poll step's collaborators and policy, from the deployment's settings."""
+        """The steps' collaborators and policy, from the deployment's settings; the poll step's
+        have no image store (its function may not write to the bucket, nor build an S3 client)."""
         settings = runtime.settings
         return cls(
             durations=durations,
             novita=runtime.novita,
             jobs=runtime.jobs,
-            images=runtime.images,
+            images=runtime.images if stores_images else None,
             max_image_bytes=settings.max_image_bytes,
             presigned_url_seconds=settings.presigned_url_seconds,
             max_consecutive_upstream_errors=settings.max_consecutive_upstream_errors,
@@ -92,21 +106,11 @@ def poll(state: dict, deps: PollDependencies) -> dict:
     polls = int(state.get("polls", 0)) + 1
     upstream_errors = int(state.get("upstream_errors", 0))
     started = answered_at = deps.clock()
-    # No upstream call may outlast this turn, nor leave the execution too little time to send the
-    # job's event (zimage.workflow.timing). Executions started before execution_deadline was in the input
-    # derive it from the deadline, as the submit does.
-    execution_deadline = float(
-        state.get("execution_deadline") or deadline + deps.poll_turn_seconds + timing.EVENT_RESERVE_SECONDS
-    )
-    calls_end = timing.calls_end(
-        turn_started=started,
-        poll_turn_seconds=deps.poll_turn_seconds,
-        execution_deadline=execution_deadline,
-        function_ends_at=deps.function_ends_at,
-    )
+    calls_end = _calls_end(state, deps, started)
     result: TaskResult | None = None
     started_processing = state.get("seen_processing", False)
     answers = written = 0  # the upstream's answers this turn, and which of them is in the table
+    shown = state.get("shown")  # what the job's record shows clients (_shown), as last written
     durations = deps.durations or Durations(DEFAULT_TASK_SECONDS)
     # Every estimate counts from the submit; executions started before submitted_at was in the
     # input count from their first turn.
@@ -153,6 +157,8 @@ def poll(state: dict, deps: PollDependencies) -> dict:
         elapsed = answered_at - submitted_at
         if result.status is TaskStatus.SUCCEED:
             _learn(durations, submitted_at, last_pending_at, answered_at, first_eta_end)
+            if deps.images is None and result.images:
+                return _ready(state, result, polls=polls)
             if calls_end - deps.clock() >= timing.SHORTEST_DOWNLOAD_SECONDS:
                 return _store_image(state, deps, result, calls_end)
             if deps.clock() >= deadline:
@@ -175,7 +181,9 @@ def poll(state: dict, deps: PollDependencies) -> dict:
             # Shown to clients at once, not only when this turn ends.
             started_processing = True
             written = answers
-            job = deps.jobs.record_progress(job_id, **_progress_of(result, shown_eta), said_at=_moment(answered_at))
+            progress = _progress_of(result, shown_eta)
+            job = deps.jobs.record_progress(job_id, **progress, said_at=_moment(answered_at))
+            shown = _shown(progress, answered_at)
             if job is None or job.is_terminal:
                 return answer_for(state, job)
         gap = next_poll_in(elapsed, durations, eta_end, eta_trusted=durations.eta_trusted(), policy=deps.policy)
@@ -189,9 +197,16 @@ def poll(state: dict, deps: PollDependencies) -> dict:
         return _failed(state, deps, "timeout", timing.DEADLINE_MESSAGE)
 
     # Each turn ends with a write of its last answer, which also notices a cancel, unless that
-    # answer is the one already written (the task started and there was nothing to poll for).
+    # answer is the one already written (the task started and there was nothing to poll for). An
+    # answer that shows clients nothing new (the same status and progress, an end within the
+    # second the eta names) is not written: a read notices a cancel for a fifth of a write's price.
     if result is not None and answers != written:
-        job = deps.jobs.record_progress(job_id, **_progress_of(result, shown_eta), said_at=_moment(answered_at))
+        progress = _progress_of(result, shown_eta)
+        if _shows_the_same(shown, _shown(progress, answered_at)):
+            job = deps.jobs.get(job_id)
+        else:
+            job = deps.jobs.record_progress(job_id, **progress, said_at=_moment(answered_at))
+            shown = _shown(progress, answered_at)
         if job is None or job.is_terminal:
             return answer_for(state, job)
 
@@ -210,8 +225,59 @@ def poll(state: dict, deps: PollDependencies) -> dict:
         "eta_end": first_eta_end,
         "eta_wrong": eta_wrong,
         "last_pending_at": last_pending_at,
+        "shown": shown,
         "wait_seconds": wait_seconds(gap, deadline - now, deps.policy),
     }
+
+
+def store(state: dict, deps: PollDependencies) -> dict:
+    """The store step, for a task the poll step found `ready`: store the image from the URL the
+    poll step was told, or, with none (base64 output is too large for the workflow's state) or
+    one that no longer answers, ask the upstream again, whose answer carries it."""
+    rest = {key: value for key, value in state.items() if key != "ready"}
+    location = state.get("ready", {}).get("location")
+    if location and deps.images is not None:
+        told = TaskResult(TaskStatus.SUCCEED, images=(UpstreamImage(location),), seed=state["ready"].get("seed"))
+        try:
+            return _store_image(state, deps, told, _calls_end(state, deps, deps.clock()))
+        except ImageUnavailable as exc:
+            logger.info("the image URL no longer answers: asking the upstream for a fresh one")
+            # The same URL again is not downloaded again: the workflow's retry of the step asks later.
+            rest["refused"] = {"location": location, "message": str(exc)}
+    return poll(rest, deps)
+
+
+def count_ended(metrics: Metrics, answer: dict, *, polls: int) -> None:
+    """A step's metrics for a job it ended: Jobs<Status>, and the polls it took."""
+    if answer["status"] in (PENDING, READY):
+        return
+    metrics.add_metric(name=f"Jobs{answer['status'].capitalize()}", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="PollsPerJob", unit=MetricUnit.Count, value=polls)
+
+
+def _calls_end(state: dict, deps: PollDependencies, started: float) -> float:
+    """No upstream call may outlast this turn, nor leave the execution too little time to send the
+    job's event (zimage.workflow.timing). Executions started before execution_deadline was in the
+    input derive it from the deadline, as the submit does."""
+    execution_deadline = float(
+        state.get("execution_deadline")
+        or float(state["deadline"]) + deps.poll_turn_seconds + timing.EVENT_RESERVE_SECONDS
+    )
+    return timing.calls_end(
+        turn_started=started,
+        poll_turn_seconds=deps.poll_turn_seconds,
+        execution_deadline=execution_deadline,
+        function_ends_at=deps.function_ends_at,
+    )
+
+
+def _ready(state: dict, result: TaskResult, *, polls: int) -> dict:
+    """The poll step's answer for a task that ended with an image: the store step's input. An
+    image URL is handed on (it is short); base64 data is not (the state holds 256 KB at most)."""
+    ready: dict[str, Any] = {"seed": result.seed} if result.seed is not None else {}
+    if result.images and result.images[0].is_url:
+        ready["location"] = result.images[0].location
+    return {**carried(state), "status": READY, "polls": polls, "ready": ready}
 
 
 def _learn(
@@ -238,14 +304,19 @@ def _store_image(state: dict, deps: PollDependencies, result: TaskResult, calls_
         return _failed(state, deps, "upstream_no_image", "the image model reported success but sent no image")
     # Only the turn that stores needs the image checks: the turns that find the task pending, most
     # of them and the first after every cold start, never import them.
-    from zimage.images.checks import decode_base64_image, inspect_image, is_url
+    from zimage.images.checks import decode_base64_image, inspect_image
 
-    location = result.images[0].location
+    image = result.images[0]
+    refused = state.get("refused")
+    if refused and image.location == refused["location"]:
+        raise ImageUnavailable(refused["message"])
     try:
-        if is_url(location):
-            data = deps.novita.download_image(location, max_bytes=deps.max_image_bytes, within=calls_end - deps.clock())
+        if image.is_url:
+            data = deps.novita.download_image(
+                image.location, max_bytes=deps.max_image_bytes, within=calls_end - deps.clock()
+            )
         else:
-            data = decode_base64_image(location)
+            data = decode_base64_image(image.location)
         facts = inspect_image(data, expected_size=parse_size(state["size"]), max_bytes=deps.max_image_bytes)
     except InvalidImage as exc:
         return _failed(state, deps, "invalid_image", str(exc))
@@ -294,6 +365,26 @@ def _progress_of(result: TaskResult, shown_eta: int | None) -> dict:
         "progress": _whole(result.progress_percent),
         "eta_seconds": shown_eta if shown_eta is not None else _whole(result.eta_seconds),
     }
+
+
+def _shown(progress: dict, said_at: float) -> dict:
+    """What a written answer shows clients: its status and progress, and where its eta puts the
+    task's end (epoch seconds; the view counts the eta down from when it was said)."""
+    eta = progress["eta_seconds"]
+    return {
+        "processing": progress["processing"],
+        "progress": progress["progress"],
+        "ends_at": None if eta is None else said_at + eta,
+    }
+
+
+def _shows_the_same(before: dict | None, now: dict) -> bool:
+    """Whether an answer would show clients what the record shows already."""
+    if before is None or (before["processing"], before["progress"]) != (now["processing"], now["progress"]):
+        return False
+    if before["ends_at"] is None or now["ends_at"] is None:
+        return before["ends_at"] is None and now["ends_at"] is None
+    return abs(before["ends_at"] - now["ends_at"]) < ETA_GRANULARITY_SECONDS
 
 
 def _moment(epoch_seconds: float) -> datetime:
