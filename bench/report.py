@@ -21,7 +21,8 @@ TARGETS = {
     "none": {"p50": 0.3, "p95": 1.0, "polls": 8, "cost": 1.2},
     "misleading": {"p50": 0.5, "p95": 1.5, "polls": 10, "cost": 1.2},
 }
-LAMBDA_MEMORY_GB = 0.25  # the poll and API functions'
+LAMBDA_MEMORY_GB = 0.25  # the API's and the store function's
+POLL_MEMORY_GB = 0.125  # the poll function's
 
 
 def render(r: dict) -> str:
@@ -69,7 +70,9 @@ def render(r: dict) -> str:
         lambda_request=f"{PRICES['lambda_request']:.2g}",
         dynamodb_write=f"{PRICES['dynamodb_write']:.3g}",
         lambda_second=f"{lambda_second:.2g}",
-        budget_lambda_seconds=f"{budget / lambda_second:.1f}",
+        poll_lambda_second=f"{POLL_MEMORY_GB * PRICES['lambda_gb_second_arm']:.2g}",
+        budget_poll_seconds=f"{budget / (POLL_MEMORY_GB * PRICES['lambda_gb_second_arm']):.1f}",
+        s3_get=f"{PRICES['s3_get']:.2g}",
         apigw_request=f"{PRICES['apigw_rest_request']:.2g}",
         read_share=f"{PRICES['apigw_rest_request'] / budget:.0%}",
         none_p50=none["overhead_s"]["p50"],
@@ -82,6 +85,7 @@ def render(r: dict) -> str:
         baseline_cost=baseline["cost_per_image_usd"],
         cli_none=f"{none['following_usd_per_job']['cli']:.2g}",
         cli_none_reads=none["cli"]["reads_per_job"],
+        cli_none_looks=none["cli"].get("looks_per_job", 0),
         old_cli_none=f"{none['following_usd_per_job']['get_every_half_second']:.2g}",
         old_wait_none=f"{none['following_usd_per_job']['prefer_wait_rereading']:.2g}",
         cli_none_p50=none["cli"]["sees_it_p50_s"],
@@ -207,7 +211,7 @@ def baseline_table(modes: dict, baseline: dict, workflow: str) -> str:
             b["cost_per_image_usd"],
         ),
         (
-            "orchestration per image (USD): workflow and poll Lambda",
+            "orchestration per image (USD): workflow and its Lambda functions",
             *(modes[m]["cost_per_image_usd"]["orchestration"] for m in MODE_NAMES),
             "-",
         ),
@@ -219,7 +223,7 @@ FOLLOWING = {
     "get_every_half_second": "GET every 0.5 s (the CLI before)",
     "prefer_wait_rereading": "`Prefer: wait` from the submit, re-reading 4x a second (before)",
     "prefer_wait_lean": "`Prefer: wait` from the submit, reading once a second to the expected end",
-    "cli": "the CLI now: sleep to the eta, one read held up to 1 s",
+    "cli": "the CLI now: sleep to the eta, watch `links.image` on S3, then one read",
     "webhook": "webhook: the rule's SQS message and one call of the sender",
     "eventbridge": "an EventBridge rule of your own",
 }
@@ -232,6 +236,7 @@ def following_table(modes: dict) -> str:
         for key, label in FOLLOWING.items()
     ]
     rows += [
+        ("the CLI's looks at `links.image` per job", *(modes[m]["cli"].get("looks_per_job", 0) for m in MODE_NAMES)),
         ("the CLI's reads per job", *(modes[m]["cli"]["reads_per_job"] for m in MODE_NAMES)),
         ("the CLI's reads held, seconds per job", *(modes[m]["cli"]["held_seconds_per_job"] for m in MODE_NAMES)),
     ]
