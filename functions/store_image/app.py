@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from zimage.jobs.durations import Durations
 from zimage.runtime import shared_runtime
 from zimage.tracing import tracer
-from zimage.workflow.poll import PollDependencies, count_ended, store
+from zimage.workflow.poll import run_step, store
 
 logger = Logger()
 metrics = Metrics()
@@ -23,8 +21,4 @@ durations = Durations(runtime.settings.task_seconds_prior)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    ends_at = time.time() + context.get_remaining_time_in_millis() / 1000
-    deps = PollDependencies.from_runtime(runtime, stores_images=True, function_ends_at=ends_at, durations=durations)
-    answer = store(event, deps)
-    count_ended(metrics, answer, polls=int(event.get("polls", 0)))  # the turn that found the task ended counted
-    return answer
+    return run_step(store, event, context, runtime=runtime, durations=durations, metrics=metrics)

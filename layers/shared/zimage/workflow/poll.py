@@ -18,9 +18,9 @@ import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 
 from zimage.images.size import parse_size
@@ -43,6 +43,9 @@ from zimage.workflow.schedule import (
     sleeps_in_lambda,
     wait_seconds,
 )
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Metrics
 
 logger = Logger(child=True)
 
@@ -247,12 +250,31 @@ def store(state: dict, deps: PollDependencies) -> dict:
     return poll(rest, deps)
 
 
-def count_ended(metrics: Metrics, answer: dict, *, polls: int) -> None:
-    """A step's metrics for a job it ended: Jobs<Status>, and the polls it took."""
-    if answer["status"] in (PENDING, READY):
-        return
-    metrics.add_metric(name=f"Jobs{answer['status'].capitalize()}", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="PollsPerJob", unit=MetricUnit.Count, value=polls)
+def run_step(
+    step: Callable[[dict, PollDependencies], dict],
+    event: dict,
+    context: Any,
+    *,
+    runtime: Any,
+    durations: Durations,
+    metrics: Metrics,
+) -> dict:
+    """A workflow step's handler: its dependencies from the runtime, bounded by the invocation's
+    own end, and the metrics of a job it ended (Jobs<Status>, and the polls it took: the store
+    step's input counts the turn that found the task ended already)."""
+    stores_images = step is store
+    deps = PollDependencies.from_runtime(
+        runtime,
+        stores_images=stores_images,
+        function_ends_at=time.time() + context.get_remaining_time_in_millis() / 1000,
+        durations=durations,
+    )
+    answer = step(event, deps)
+    if answer["status"] not in (PENDING, READY):
+        polls = int(event.get("polls", 0)) + (0 if stores_images else 1)
+        metrics.add_metric(name=f"Jobs{answer['status'].capitalize()}", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="PollsPerJob", unit=MetricUnit.Count, value=polls)
+    return answer
 
 
 def _calls_end(state: dict, deps: PollDependencies, started: float) -> float:
