@@ -236,10 +236,11 @@ def poll(state: dict, deps: PollDependencies) -> dict:
 def store(state: dict, deps: PollDependencies) -> dict:
     """The store step, for a task the poll step found `ready`: store the image from the URL the
     poll step was told, or, with none (base64 output is too large for the workflow's state) or
-    one that no longer answers, ask the upstream again, whose answer carries it."""
+    one that no longer answers, ask the upstream again, whose answer carries it. `deps` must hold
+    the image store: without one the poll it falls back to would answer `ready` again."""
     rest = {key: value for key, value in state.items() if key != "ready"}
     location = state.get("ready", {}).get("location")
-    if location and deps.images is not None:
+    if location:
         told = TaskResult(TaskStatus.SUCCEED, images=(UpstreamImage(location),), seed=state["ready"].get("seed"))
         try:
             return _store_image(state, deps, told, _calls_end(state, deps, deps.clock()))
