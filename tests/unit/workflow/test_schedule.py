@@ -15,6 +15,7 @@ from zimage.workflow.poll import PollDependencies, poll
 from zimage.workflow.schedule import (
     PollPolicy,
     believed_end,
+    eta_verdict,
     expected_remaining_seconds,
     next_poll_in,
     wait_seconds,
@@ -28,8 +29,8 @@ POLICY = PollPolicy(
 SIZE = "320*256"
 
 
-def history(*seconds: float, typical: float = 5.0) -> Durations:
-    durations = Durations(typical)
+def history(*seconds: float, typical: float = 5.0, draw: random.Random | None = None) -> Durations:
+    durations = Durations(typical, draw=draw)
     for value in seconds:
         durations.add(value)
     return durations
@@ -92,6 +93,26 @@ def test_nonsense_durations_are_not_learned():
     assert durations.learned == 0
 
 
+def test_answers_close_together_pin_a_tasks_end_to_their_middle():
+    durations = Durations(5.0)
+
+    assert durations.add_ended(3.8, 4.2) == pytest.approx(4.0)
+    assert durations.add_ended(None, 0.6) == pytest.approx(0.3)  # found ended at its first poll
+
+
+def test_answers_far_apart_give_a_task_the_end_of_one_seen_in_the_same_span():
+    usual = typical_tasks(20)
+    durations = history(*usual, 9.0, 12.0, draw=random.Random(5))
+    seen_between = {value for value in usual if value <= 4.1}
+
+    learned = [durations.add_ended(0.1, 4.1) for _ in range(10)]
+
+    # not their middle, 2.1 s, where no task ever ended
+    assert set(learned) <= seen_between and len(set(learned)) > 1
+    # with none seen in the span, the middle is all there is
+    assert durations.add_ended(20.0, 30.0) == pytest.approx(25.0)
+
+
 def test_an_upstream_whose_etas_were_mostly_wrong_is_not_trusted():
     durations = Durations(5.0)
     assert durations.eta_trusted()
@@ -144,13 +165,37 @@ def test_an_eta_lengthens_the_wait_only_to_the_median_of_history():
     assert gap == pytest.approx(durations.expected_end(0.2) - 0.2)
 
 
-def test_an_untrusted_eta_earns_one_look_at_the_end_it_named_and_no_fast_polling():
+def test_an_implausible_eta_earns_one_look_at_the_end_it_named_and_no_fast_polling():
     durations = history(*typical_tasks())
 
-    assert next_poll_in(0.2, durations, 1.2, eta_trusted=False, policy=POLICY) == pytest.approx(1.0)
-    # inside its last second, a trusted eta is polled fast; an untrusted one waits for its end
-    assert next_poll_in(1.0, durations, 1.2, eta_trusted=True, policy=POLICY) == 0.25
-    assert next_poll_in(1.0, durations, 1.6, eta_trusted=False, policy=POLICY) == pytest.approx(0.6)
+    assert next_poll_in(0.2, durations, 1.2, eta_trusted=True, policy=POLICY) == pytest.approx(1.0)
+    # inside its last second, a plausible eta is polled fast; an implausible one waits for its end
+    assert next_poll_in(1.0, history(*typical_tasks(low=1, high=10)), 1.6, eta_trusted=True, policy=POLICY) == 0.25
+    assert next_poll_in(1.0, durations, 1.6, eta_trusted=True, policy=POLICY) == pytest.approx(0.6)
+
+
+@pytest.mark.parametrize("eta_end", [1.2, 4.0, 30.0], ids=["too-short", "plausible", "too-long"])
+def test_the_etas_of_an_upstream_not_trusted_change_no_wait(eta_end):
+    durations = history(*typical_tasks())
+
+    without = next_poll_in(0.2, durations, None, eta_trusted=False, policy=POLICY)
+
+    assert next_poll_in(0.2, durations, eta_end, eta_trusted=False, policy=POLICY) == without
+
+
+@pytest.mark.parametrize(
+    ("running_at", "ended_by", "verdict"),
+    [
+        (4.6, 4.9, True),  # inside the second it named
+        (3.5, 3.9, True),  # etas are rounded up: up to a second early is right
+        (5.6, 5.9, False),  # still running past it
+        (0.1, 2.0, False),  # ended before it opened
+        (0.1, 4.9, None),  # a Wait spanning it cannot tell
+        (4.6, 9.0, None),
+    ],
+)
+def test_an_eta_is_judged_by_the_answers_around_the_tasks_end(running_at, ended_by, verdict):
+    assert eta_verdict(5.0, running_at, ended_by) is verdict
 
 
 def test_waits_are_whole_seconds_inside_min_and_max_and_the_deadline():
@@ -274,6 +319,20 @@ def test_a_lying_eta_costs_a_poll_or_two_and_never_the_task(jobs, images, clock,
     assert followed.slept <= honest.slept + 1.0
 
 
+@pytest.mark.parametrize("lie", [0.25, 3.0], ids=["too-short", "too-long"])
+def test_a_lying_upstream_once_found_out_costs_no_poll_at_all(jobs, images, clock, lie):
+    durations = history(*typical_tasks())
+    for _ in range(4):
+        durations.record_eta_verdict(False)
+    other_clock = FakeClock()
+    honest = follow(jobs, images, other_clock, TimedTask(other_clock, 4.05), history(*typical_tasks()))
+
+    followed = follow(jobs, images, clock, TimedTask(clock, 4.05, eta=lambda r: math.ceil(r * lie)), durations)
+
+    assert (followed.polls, followed.turns) == (honest.polls, honest.turns)
+    assert followed.lag == pytest.approx(honest.lag)
+
+
 def test_an_eta_proved_wrong_is_ignored_for_the_rest_of_the_job(jobs, images, clock):
     durations = history(*typical_tasks())
     task = TimedTask(clock, 4.05, eta=lambda remaining: 1)  # always a second more
@@ -282,6 +341,23 @@ def test_an_eta_proved_wrong_is_ignored_for_the_rest_of_the_job(jobs, images, cl
 
     assert followed.lag <= 0.5
     assert followed.polls <= 6
+
+
+def test_tasks_found_ended_after_a_long_wait_do_not_drag_the_schedule_early(jobs, images, clock):
+    # GIVEN tasks of 3.5-4.5 s and no eta, followed one after another from the prior alone: the
+    # ones that end during the first Wait are only known to have ended somewhere within it
+    durations = Durations(5.0, draw=random.Random(3))
+    draw = random.Random(11)
+    first_waits = []
+    for _ in range(40):
+        follow(jobs, images, clock, TimedTask(clock, draw.uniform(3.5, 4.5)), durations)
+        first_waits.append(next_poll_in(0.1, durations, None, eta_trusted=True, policy=POLICY))
+
+    # THEN once history holds a few tasks seen closely, the first Wait keeps skipping the stretch
+    # no task ends in (were each such task learned at the middle of its Wait, history would
+    # slide early and the first Wait with it)
+    assert min(first_waits[15:]) >= 3.25
+    assert 3.5 <= durations.expected_end(0.0) <= 4.5
 
 
 def test_outliers_in_history_leave_the_usual_task_unharmed(jobs, images, clock):

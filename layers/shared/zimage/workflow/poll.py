@@ -37,7 +37,7 @@ from zimage.workflow.schedule import (
     PollPolicy,
     believed_end,
     eta_proved_wrong,
-    eta_was_right,
+    eta_verdict,
     expected_remaining_seconds,
     next_poll_in,
     sleeps_in_lambda,
@@ -310,15 +310,17 @@ def _learn(
     answered_at: float,
     first_eta_end: float | None,
 ) -> None:
-    """One more task seen ending: it ended between the last answer that found it running and this
-    one, so the middle of the two is the best guess of its end. The eta is judged only when the
-    two answers are close enough to tell (failed polls or a long Wait between them would blame
-    the eta for the service's own lateness)."""
-    ended = (answered_at if last_pending_at is None else (last_pending_at + answered_at) / 2) - submitted_at
-    durations.add(ended)
-    told = last_pending_at is not None and answered_at - last_pending_at <= ETA_GRANULARITY_SECONDS
-    if first_eta_end is not None and told:
-        durations.record_eta_verdict(eta_was_right(first_eta_end, ended))
+    """One more task seen ending, between the last answer that found it running and this one
+    (Durations.add_ended). Its first eta is judged whenever those two answers tell
+    (schedule.eta_verdict): a long Wait between them may leave it unjudged, but never blames the
+    eta for the service's own lateness."""
+    running_at = None if last_pending_at is None else last_pending_at - submitted_at
+    ended_by = answered_at - submitted_at
+    durations.add_ended(running_at, ended_by)
+    if first_eta_end is not None and running_at is not None:
+        verdict = eta_verdict(first_eta_end, running_at, ended_by)
+        if verdict is not None:
+            durations.record_eta_verdict(verdict)
 
 
 def _store_image(state: dict, deps: PollDependencies, result: TaskResult, calls_end: float) -> dict:

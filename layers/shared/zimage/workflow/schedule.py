@@ -5,9 +5,10 @@ saw, or the deployment's prior before it saw any), so that a task is seen soon a
 without asking the upstream needlessly: the next poll comes where the task has about a quarter
 chance of having ended since the last one, densely where tasks usually end, sparsely elsewhere.
 The upstream's eta is a hint: it may shorten a wait, and lengthen one only as far as the
-history's median; an eta proved wrong is ignored for the rest of the job, and one that history
-finds implausible, or from an upstream whose etas have lately been wrong more often than right,
-earns one look at the end it names, never fast polling.
+history's median. An eta proved wrong is ignored for the rest of the job, one that history finds
+implausible earns one look at the end it names, never fast polling, and the etas of an upstream
+whose etas have lately been wrong more often than right are ignored: each look they earned would
+cost a turn (a Lambda call and a write) for a task that still runs.
 
 The state machine's Wait states count whole seconds and cost a Lambda call and a write per turn,
 while a running Lambda bills by the millisecond: gaps under a second are slept inside the call,
@@ -62,9 +63,18 @@ def eta_proved_wrong(elapsed: float, eta_end: float | None) -> bool:
     return eta_end is not None and elapsed > eta_end + ETA_GRACE_SECONDS
 
 
-def eta_was_right(eta_end: float, ended: float) -> bool:
-    """Whether an eta's end (whole seconds, rounded either way) told the task's real end."""
-    return eta_end - ETA_GRANULARITY_SECONDS - ETA_GRACE_SECONDS <= ended <= eta_end + ETA_GRACE_SECONDS
+def eta_verdict(eta_end: float, running_at: float, ended_by: float) -> bool | None:
+    """Whether a task's eta told its end, from the last answer that found it running and the first
+    that found it ended (seconds since the submit), between which it ended: False when that span
+    lies wholly outside the second the eta named (etas are whole seconds, rounded either way),
+    True when wholly inside, None when the answers are too far apart to tell."""
+    opens = eta_end - ETA_GRANULARITY_SECONDS - ETA_GRACE_SECONDS
+    closes = eta_end + ETA_GRACE_SECONDS
+    if ended_by < opens or running_at > closes:
+        return False
+    if opens <= running_at and ended_by <= closes:
+        return True
+    return None
 
 
 def next_poll_in(
@@ -81,10 +91,10 @@ def next_poll_in(
         typical_end = durations.expected_end(0.0)
         if typical_end is not None and elapsed >= typical_end:
             gap = min(gap, TAIL_GAP_SECONDS)  # past the usual end, the late tasks are seen within a Wait
-    if eta_end is not None:
+    if eta_end is not None and eta_trusted:
         window_opens = eta_end - ETA_GRANULARITY_SECONDS - elapsed
         earliest = durations.quantile_after(elapsed, PLAUSIBLE_SHARE)
-        if eta_trusted and (earliest is None or eta_end >= earliest):
+        if earliest is None or eta_end >= earliest:
             # Inside the eta's last second poll fast; before it, wait for it, but never past
             # the median of what history says (past every task seen, history says nothing).
             longest = median_gap if planned is not None else window_opens
