@@ -220,27 +220,53 @@ def test_a_failed_job_says_why_in_its_details(page, emulator):
 
 
 def test_an_image_whose_url_fails_is_fetched_again_with_a_fresh_url(page, stack):
-    # GIVEN S3 refusing the first load of each image URL, as it refuses an expired one
+    page.open()
+    page.use_key()
+    job_id = generate(page, "a fox seen twice")
+    page.wait_for("() => document.getElementById('result-image').naturalWidth > 0", what="the image drawn")
+
+    # GIVEN S3 refusing the first load of each image URL from now on, as it refuses an expired one
     refused: list[str] = []
 
     def refuse_once(route):
-        if not refused:
+        if route.request.url not in refused:
             refused.append(route.request.url)
             return route.fulfill(status=403, body="Request has expired")
         return route.continue_()
 
     page.page.route(f"{stack.endpoint}/**", refuse_once)
     rereads = []
-    page.page.on(
-        "request",
-        lambda r: rereads.append(r.url) if "/v1/images/img_" in r.url and "prefer" not in r.headers else None,
-    )
+    page.page.on("request", lambda r: rereads.append(r.url) if f"/v1/images/{job_id}" in r.url else None)
+
+    # WHEN the gallery shows the image
+    page.page.click("#tab-gallery")
+
+    # THEN the page read the job again, once, and shows the image from the URL it was given
+    tile = f'#grid button[data-job="{job_id}"] img'
+    page.wait_for(f"() => document.querySelector('{tile}')?.naturalWidth > 0", what="the thumbnail drawn")
+    assert len(refused) == 1 and len(rereads) == 1
+
+
+def test_a_job_is_followed_by_looking_at_its_image_and_read_once_it_is_there(page, stack, emulator):
+    emulator.configure(queue_seconds=0, run_seconds=2)
+    reads, looks = [], []
+
+    def seen(request):
+        if "/v1/images/img_" in request.url and request.method == "GET":
+            reads.append(request.url)
+        elif request.url.startswith(stack.endpoint) and "/images/img_" in request.url:
+            looks.append(request.url)
+
+    page.page.on("request", seen)
     page.open()
     page.use_key()
 
-    # WHEN an image is made
-    generate(page, "a fox seen twice")
+    job_id = generate(page, "a fox watched for")
 
-    # THEN the page read the job again (a GET without Prefer: not the follow) and shows the image
     page.wait_for("() => document.getElementById('result-image').naturalWidth > 0", what="the image drawn")
-    assert len(refused) == 1 and len(rereads) == 1
+    # one read of the job, when its image was there; before it, only looks at where it would be
+    assert len(reads) == 1, reads
+    assert looks and all(f"/images/{job_id}?" in url for url in looks)
+    # the image shown is the one the last look loaded: downloaded once
+    assert page.value("() => document.getElementById('result-image').src") == looks[-1]
+    assert "succeeded" in page.page.inner_text("#status-text")

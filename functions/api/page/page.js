@@ -184,7 +184,8 @@
     else if (!TERMINAL.has(job.status)) bar.removeAttribute("value");
   }
 
-  function showResult(job, timings) {
+  // `seenAt`: the URL the page already loaded the image from while following the job.
+  function showResult(job, timings, seenAt) {
     const figure = $("result");
     const img = $("result-image");
     if (job.status !== "succeeded" || !job.image) {
@@ -204,7 +205,7 @@
       facts($("result-facts"), timings.rows());
     }, { once: true });
     keepFresh(img, job);
-    img.src = image.url;
+    img.src = seenAt || image.url;
     const download = $("download");
     download.href = image.download_url || image.url;
     download.textContent = `Download ${job.id}`;
@@ -237,12 +238,46 @@
     return timings;
   }
 
-  // How long to sleep before the next read of a running job: to the middle of the second its
-  // eta names, or without one a quarter of how long it has run, between 1 and 5 seconds.
+  // A job is followed as the CLI follows it (cli/zimage_cli/following.py), the cheapest way that
+  // keeps its latency: a sleep on this side until the job's eta costs nothing; then the page
+  // looks at where its image will be (links.image: an S3 GET, about a tenth of a read) a few
+  // times a second, less often as the job grows late, and reads the job once the image is there,
+  // held at most a second for the record written just after it. S3 cannot tell a failure or a
+  // cancel, so while no image comes the job is also read now and then.
   const HOLD_SECONDS = 1;
-  function sleepBeforeReading(job, followedFor) {
-    if (job.eta_seconds) return Math.max(0, job.eta_seconds - 0.5);
+  const LOOK_AHEAD_SECONDS = 0.5; // etas are whole seconds, rounded up
+  const LOOK_INTERVAL_SECONDS = 0.25;
+  const LATE_LOOK_SHARE = 0.5;
+  const READ_GAP_SHARE = 0.5;
+  const MIN_READ_GAP_SECONDS = 5;
+  function sleepBeforeLooking(job, followedFor) {
+    if (job.eta_seconds) return Math.max(0, job.eta_seconds - LOOK_AHEAD_SECONDS);
+    if (job.eta_seconds === 0 && job.links && job.links.image) return 0;
     return Math.min(Math.max(1, followedFor * 0.25), 5);
+  }
+  // An <img> may load from the image's origin (the page's policy allows it) without CORS; the
+  // image it loads is the one the page then shows, so the image is downloaded once.
+  function imageIsThere(url) {
+    return new Promise((done) => {
+      const probe = new Image();
+      probe.onload = () => done(true);
+      probe.onerror = () => done(false);
+      probe.src = url;
+    });
+  }
+  // Look at the image's URL until the image is there (true) or `until` (performance.now()) passes.
+  async function lookUntil(url, until, expectedAt) {
+    while (!(running && running.canceled)) {
+      if (await imageIsThere(url)) return true;
+      const late = Math.max(0, (performance.now() - expectedAt) / 1000);
+      const interval = Math.max(LOOK_INTERVAL_SECONDS, LATE_LOOK_SHARE * late) * 1000;
+      if (performance.now() + interval >= until) {
+        await sleep(Math.max(0, until - performance.now()) / 1000);
+        return false;
+      }
+      await sleep(interval / 1000);
+    }
+    return false;
   }
   function sleep(seconds) { return new Promise((done) => setTimeout(done, seconds * 1000)); }
   // The sleep keeps the eta live on this side, and ends early when Cancel is pressed.
@@ -276,15 +311,26 @@
       running.id = job.id;
       showStatus(job);
       if (running.canceled) job = await call("DELETE", `v1/images/${encodeURIComponent(job.id)}`);
+      let seen = null; // the links.image URL the image was seen at
+      let expectedAt = null;
       while (!TERMINAL.has(job.status)) {
-        // Followed as the CLI follows it (cli/zimage_cli/following.py), the cheapest way that
-        // keeps its latency: a sleep on this side until the job's eta costs nothing, then the
-        // API holds one read for a second at most.
-        await sleepCountingDown(job, sleepBeforeReading(job, (performance.now() - accepted) / 1000));
+        if (!seen) {
+          if (job.eta_seconds) expectedAt = performance.now() + job.eta_seconds * 1000;
+          const followedFor = (performance.now() - accepted) / 1000;
+          await sleepCountingDown(job, sleepBeforeLooking(job, followedFor));
+          const watched = job.links && job.links.image;
+          if (watched && !running.canceled) {
+            const readGap = Math.max(MIN_READ_GAP_SECONDS, READ_GAP_SHARE * (performance.now() - accepted) / 1000);
+            if (await lookUntil(watched, performance.now() + readGap * 1000, expectedAt || performance.now())) {
+              seen = watched;
+            }
+          }
+        }
         job = await call("GET", `v1/images/${encodeURIComponent(job.id)}`, { wait: HOLD_SECONDS });
         showStatus(job);
+        if (seen && !TERMINAL.has(job.status)) await sleep(LOOK_INTERVAL_SECONDS);
       }
-      showResult(job, timingsFor(started, accepted, job));
+      showResult(job, timingsFor(started, accepted, job), seen);
     } catch (err) {
       $("job-status").hidden = true;
       showError($("playground-error"), err);
