@@ -59,6 +59,7 @@ def render(r: dict) -> str:
         outlier_min=tasks["outliers"][0],
         outlier_max=tasks["outliers"][1],
         jobs_per_mode=r["jobs_per_mode"],
+        warm_up_jobs=r["warm_up_jobs_per_mode"],
         arrival_interval=r["arrival_interval_s"],
         targets_table=targets_table(modes),
         baseline_table=baseline_table(modes, baseline, r["service_workflow"]),

@@ -34,6 +34,7 @@ from local.novita_emulator import EmulatorSettings
 from local.stack import DEV_API_KEY, LocalStack
 from local.template import ROOT, load_template, substitute_definition
 from reliability.scenarios import run_load
+from zimage.jobs.durations import KEPT_ETA_VERDICTS
 from zimage.jobs.store import BLIND_READ_SECONDS
 from zimage.workflow.timing import WorkflowTiming
 
@@ -49,6 +50,9 @@ QUEUE_SECONDS = 0.2  # each task is queued this long before it runs
 # times the truth (local/novita_emulator.py).
 MODES = ("truthful", "none", "misleading")
 JOBS_PER_POLICY = 24
+# Before each mode, unmeasured: as many jobs as the poll function keeps verdicts on the upstream's
+# etas, so that each mode is measured once the service knows that upstream, whatever came before.
+WARM_UP_JOBS = KEPT_ETA_VERDICTS
 # Jobs arrive one every this many seconds, as clients' requests do, rather than in one burst: all
 # of the local stack shares one interpreter, so 24 submits in the same instant queue behind one
 # another for seconds, and a job would be measured waiting for the machine, not for the policy.
@@ -663,14 +667,14 @@ API_CALLS: ApiCalls  # made with the stack, whose API front it wraps
 
 def measure_modes(stack: LocalStack, baseline_arn: str, workflow: str) -> dict:
     """The service in every upstream mode, then the baseline once (its fixed Waits never read an
-    eta), on the same tasks; before them, unmeasured, as many jobs with other prompts teach the
-    poll function how long tasks take, as a deployment's first minutes would. The baseline comes
-    last: its jobs, read through the API, would teach the API's estimate its fixed Waits."""
-    stack.emulator.configure(eta_style="none")
-    run(stack, "service", baseline_arn, prompt="bench warm-up")
+    eta), on the same tasks; before each mode, unmeasured, jobs with other prompts in that mode
+    teach the poll function how long tasks take and whether the etas tell the truth, as a
+    deployment's first minutes with that upstream would. The baseline comes last: its jobs, read
+    through the API, would teach the API's estimate its fixed Waits."""
     measured = {}
     for mode in MODES:
         stack.emulator.configure(eta_style=mode)
+        run(stack, "service", baseline_arn, jobs=WARM_UP_JOBS, prompt=f"bench warm-up {mode}")
         measured[mode] = run(stack, "service", baseline_arn)
     stack.emulator.configure(eta_style="truthful")
     baseline = run(stack, "baseline", baseline_arn)
@@ -754,6 +758,7 @@ def measure() -> dict:
         stack.stop()
     results = {
         "jobs_per_mode": JOBS_PER_POLICY,
+        "warm_up_jobs_per_mode": WARM_UP_JOBS,
         "task_seconds": {
             "typical": list(TYPICAL_SECONDS),
             "outlier_share": OUTLIER_SHARE,
