@@ -32,6 +32,8 @@ def test_a_prompt_made_with_the_keyboard_alone_shows_its_image_and_facts(page):
     assert "Novita emulator" in page.page.inner_text(".notice")
 
     # WHEN a prompt is typed, metadata given, and Generate reached with Tab and pressed with Enter
+    # (the metadata field shows once the API's document, fetched as the page opens, says so)
+    page.wait_for("() => !document.getElementById('metadata-field').hidden", what="the metadata field")
     page.page.keyboard.type("a lighthouse at dusk")
     for _ in range(3):  # size, seed, metadata (the API's document says it takes one)
         page.page.keyboard.press("Tab")
@@ -225,11 +227,12 @@ def test_an_image_whose_url_fails_is_fetched_again_with_a_fresh_url(page, stack)
     job_id = generate(page, "a fox seen twice")
     page.wait_for("() => document.getElementById('result-image').naturalWidth > 0", what="the image drawn")
 
-    # GIVEN S3 refusing the first load of each image URL from now on, as it refuses an expired one
+    # GIVEN S3 refusing the next load of that image, as it refuses an expired URL (other tests'
+    # images in the gallery load as they are)
     refused: list[str] = []
 
     def refuse_once(route):
-        if route.request.url not in refused:
+        if f"/images/{job_id}?" in route.request.url and not refused:
             refused.append(route.request.url)
             return route.fulfill(status=403, body="Request has expired")
         return route.continue_()
