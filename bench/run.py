@@ -32,7 +32,7 @@ import urllib3
 from local.layer_build import build_shared_layer
 from local.novita_emulator import EmulatorSettings
 from local.stack import DEV_API_KEY, LocalStack
-from local.template import ROOT, load_template, substitute_definition
+from local.template import ROOT, Resolver, load_template, substitute_definition
 from reliability.scenarios import run_load
 from zimage.jobs.durations import KEPT_ETA_VERDICTS
 from zimage.jobs.store import BLIND_READ_SECONDS
@@ -700,6 +700,13 @@ def measure_modes(stack: LocalStack, baseline_arn: str, workflow: str) -> dict:
     }
 
 
+def poll_memory_with_base64_output() -> int:
+    """The poll function's memory in a deployment that asks the upstream for base64 images."""
+    template = load_template()
+    memory = template["Resources"]["PollFunction"]["Properties"]["MemorySize"]
+    return int(Resolver(template, {"NovitaBase64Output": "true"}).resolve(memory))
+
+
 def start_stack() -> tuple[LocalStack, str]:
     """A fresh local stack with the bench's upstream, the call counters and the baseline's workflow."""
     stack = LocalStack(
@@ -745,12 +752,16 @@ def measure() -> dict:
         # task result. Large images, where the two differ most; in the order A B B A, so that
         # neither way always runs first.
         delivery = {"url": [], "base64": []}
+        poll_function = stack.functions["PollFunction"]
+        poll_memory = {"url": poll_function.memory, "base64": poll_memory_with_base64_output()}
         for kind in ("url", "base64", "base64", "url"):
+            poll_function.memory = poll_memory[kind]  # billed as the template would deploy it
             delivery[kind].append(
                 run(
                     stack, "service", baseline_arn, jobs=DELIVERY_JOBS, size="1024*1024", base64_output=kind == "base64"
                 )
             )
+        poll_function.memory = poll_memory["url"]
         by_url, inline = (_combined(delivery[kind]) for kind in ("url", "base64"))
         stack.emulator.configure(run_seconds_range=None, outlier_share=0.0)
         load = run_load(stack, jobs=200, run_seconds=LOAD_RUN_SECONDS)

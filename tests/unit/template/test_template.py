@@ -418,6 +418,21 @@ def test_an_intrinsic_the_local_stack_cannot_resolve_is_refused_not_passed_on():
         Resolver(TEMPLATE, {}).resolve({"Fn::FindInMap": ["Map", "Key", "Value"]})
 
 
+@pytest.mark.parametrize(("base64_output", "poll_memory"), [("false", 128), ("true", 256)])
+def test_the_poll_function_runs_at_the_least_memory_unless_it_parses_base64_images(
+    monkeypatch, base64_output, poll_memory
+):
+    resolver = Resolver(TEMPLATE, {"NovitaBase64Output": base64_output})
+    memory = {
+        name: int(resolver.resolve({"value": spec["Properties"]["MemorySize"]})["value"])
+        for name, spec in expand(monkeypatch, NovitaBase64Output=base64_output).items()
+        if spec["Type"] == "AWS::Lambda::Function"
+    }
+
+    assert memory["PollFunction"] == poll_memory
+    assert memory["StoreImageFunction"] == 256  # it holds the image's bytes
+
+
 # --- concurrency: reservations the API cannot take, and the alarm when the workflow is short ----
 # The local stack runs every handler in one process and cannot throttle; these pin the template.
 
