@@ -189,6 +189,23 @@ def test_with_no_eta_the_job_shows_the_historys_estimate(job, jobs, images, cloc
     assert jobs.get(job.job_id).eta_seconds == 12
 
 
+@pytest.mark.parametrize(("verdicts", "shown"), [((), (3, 3)), ((False,) * 4, (7, 9))], ids=["trusted", "not-trusted"])
+def test_the_eta_of_an_upstream_not_trusted_is_not_shown(job, jobs, images, clock, verdicts, shown):
+    # GIVEN tasks that took 2 to 14 s (a median of 8 s), and an upstream with these verdicts
+    durations = Durations(DEFAULT_TASK_SECONDS)
+    for n in range(25):
+        durations.add(2.0 + 0.5 * n)
+    for right in verdicts:
+        durations.record_eta_verdict(right)
+
+    # WHEN the upstream says the task ends in 3 s
+    step(job, jobs, images, ScriptedNovita(running(eta=3)), clock, durations=durations)
+
+    # THEN the job shows that eta, or history's where the upstream's etas were lately wrong
+    low, high = shown
+    assert low <= jobs.get(job.job_id).eta_seconds <= high
+
+
 def test_a_queued_task_stays_queued(job, jobs, images, clock):
     step(job, jobs, images, ScriptedNovita(running(eta=20, status=TaskStatus.QUEUED)), clock)
 
@@ -479,21 +496,30 @@ def test_a_repeated_event_carries_the_same_job(job, jobs, images, clock):
 
 
 @pytest.mark.parametrize(
-    ("eta_end", "judged"),
-    [(1.0, True), (8.0, False), (30.0, True)],
-    ids=["still-running-past-its-eta", "a-long-wait-spanning-its-eta", "ended-long-before-its-eta"],
+    ("verdicts_before", "eta_end", "last_running_ago", "trusted"),
+    [
+        ((False,), 10.0, 0.3, True),  # right within its second: found right, trusted again
+        ((True, False), 1.0, 0.3, False),  # still running past it: found wrong
+        ((True, False), 1.0, 5.0, True),  # a long Wait between: not judged
+    ],
+    ids=["close-answers-inside-its-eta", "close-answers-past-its-eta", "a-long-wait-between"],
 )
-def test_an_eta_is_judged_only_when_the_answers_tell(job, jobs, images, clock, eta_end, judged):
-    # GIVEN a task last found running 5 s after the submit, that said at first it would end at eta_end
+def test_an_eta_is_judged_when_the_answers_around_the_end_can_tell(
+    job, jobs, images, clock, verdicts_before, eta_end, last_running_ago, trusted
+):
+    # GIVEN an upstream with these verdicts on its etas, and a task that said at first it would
+    # end at eta_end, last found running last_running_ago before this turn
     durations = Durations(DEFAULT_TASK_SECONDS)
-    state = {"submitted_at": clock.now - 10, "eta_end": eta_end, "last_pending_at": clock.now - 5}
+    for right in verdicts_before:
+        durations.record_eta_verdict(right)
+    state = {"submitted_at": clock.now - 10, "eta_end": eta_end, "last_pending_at": clock.now - last_running_ago}
 
     # WHEN a turn finds it done 10 s after the submit
     step(job, jobs, images, ScriptedNovita(done()), clock, durations=durations, **state)
 
-    # THEN its eta is found wrong when it ran past its end, or ended long before it; a Wait that
-    # spans the end it named cannot tell, and does not blame the eta for the service's lateness
-    assert durations.eta_trusted() is not judged
+    # THEN the verdict moves the trust; a long Wait between the answers judges nothing, since it
+    # could prove an eta wrong but never right
+    assert durations.eta_trusted() is trusted
     assert durations.learned == 1  # its duration is learned either way
 
 
@@ -518,6 +544,35 @@ def test_base64_data_is_not_handed_on_through_the_workflows_state(job, jobs, clo
     data = base64.b64encode(picture(320, 256)).decode()
     answer = step(job, jobs, None, ScriptedNovita(done(location=data)), clock)
     assert answer["status"] == "ready" and answer["ready"] == {"seed": 99}
+
+
+def test_a_store_step_that_asks_again_learns_the_end_the_poll_step_bracketed(job, jobs, images, clock):
+    # GIVEN a poll step that found the task ended 0.3 s after finding it running, 10 s in
+    data = base64.b64encode(picture(320, 256)).decode()
+    submitted = {"submitted_at": clock.now - 10}
+    ready = step(
+        job, jobs, None, ScriptedNovita(done(location=data)), clock, last_pending_at=clock.now - 0.3, **submitted
+    )
+
+    # WHEN the store step asks the upstream again for the base64 data, a while later
+    clock.sleep(2.0)
+    durations, learned = Durations(DEFAULT_TASK_SECONDS), []
+    durations.add = learned.append
+    step(
+        job,
+        jobs,
+        images,
+        ScriptedNovita(done(location=data)),
+        clock,
+        run=store,
+        durations=durations,
+        **next_turn(ready),
+    )
+
+    # THEN the end it learns is after the poll step last found the task running, not anywhere
+    # since the submit
+    (seconds,) = learned
+    assert 9.7 <= seconds <= 12.0
 
 
 def test_a_success_without_an_image_fails_in_the_poll_step(job, jobs, clock):

@@ -28,8 +28,6 @@ PRIOR_DROPPED_AFTER = 8
 KEPT_SAMPLES = 64
 # Whether the upstream's eta has been right lately, over this many of the last tasks that had one.
 KEPT_ETA_VERDICTS = 16
-# Two answers at most this far apart pin a task's end to their middle (see add_ended).
-CLOSE_ANSWERS_SECONDS = 1.0
 
 
 class Durations:
@@ -37,14 +35,12 @@ class Durations:
 
     def __init__(self, typical_seconds: float, *, kept: int = KEPT_SAMPLES, draw: random.Random | None = None) -> None:
         self._prior = sorted(typical_seconds * factor for factor in PRIOR_SPREAD)
-        # Each with whether it was seen closely (an exact sample) or drawn for a task whose end
-        # only a long span brackets (see add_ended).
-        self._samples: deque[tuple[float, bool]] = deque(maxlen=kept)
+        self._samples: deque[float] = deque(maxlen=kept)
         self._eta_verdicts: deque[bool] = deque(maxlen=KEPT_ETA_VERDICTS)
         self._sorted: list[float] = list(self._prior)
         self._keys: deque[str] = deque(maxlen=4 * kept)
         self._lock = threading.Lock()
-        self._draw = draw or random.Random()  # noqa: S311 - picks a sample, guards nothing
+        self._draw = draw or random.Random()  # noqa: S311 - places an end, guards nothing
 
     def add_once(self, key: str, seconds: float) -> None:
         """A duration learned from a record that may be read again (the API reads a job many
@@ -55,35 +51,28 @@ class Durations:
             self._keys.append(key)
         self.add(seconds)
 
-    def add(self, seconds: float, *, exact: bool = True) -> None:
+    def add(self, seconds: float) -> None:
         """One task's duration, as seen ending."""
-        if not seconds > 0:
+        if not (seconds > 0 and math.isfinite(seconds)):
             return
         with self._lock:
-            self._samples.append((float(seconds), exact))
-            pool = [value for value, _ in self._samples]
+            self._samples.append(float(seconds))
+            pool = list(self._samples)
             if len(pool) < PRIOR_DROPPED_AFTER:
                 pool += self._prior
             self._sorted = sorted(pool)
 
-    def add_ended(self, running_at: float | None, ended_by: float) -> float:
+    def add_ended(self, running_at: float | None, ended_by: float) -> None:
         """One task seen ending between the last answer that found it running (None: none did) and
-        the first that found it ended, both in seconds since the submit; returns the duration
-        learned. Close answers give their middle. Far apart, their middle would lean early (the
-        schedule's first Wait skips the stretch where few tasks end), and history would drift
-        there: the task gets the duration of a task seen closely ending in the same span, drawn
-        at random, so history keeps its shape (hot-deck imputation of a censored sample). Drawn
-        ones are never drawn from, so no value copies itself; with no close one there, the middle."""
+        the first that found it ended, both in seconds since the submit. Where in that span, the
+        answers cannot tell, so the end is drawn uniformly from it. Not its middle: a task found
+        ended by the first poll after a long Wait would be learned where no task ends, history
+        would slide early, and the first Wait with it. Spread over the Wait, the tasks that ended
+        within it put the first poll where it is while they are the share each poll is planned to
+        cover (schedule.MASS_PER_POLL), and earlier once they are more: faster tasks are found."""
         after = running_at or 0.0
-        if ended_by - after <= CLOSE_ANSWERS_SECONDS:
-            seconds = (after + ended_by) / 2
-            self.add(seconds)
-            return seconds
-        with self._lock:
-            seen = [value for value, exact in self._samples if exact and after < value <= ended_by]
-        seconds = self._draw.choice(seen) if seen else (after + ended_by) / 2
-        self.add(seconds, exact=False)
-        return seconds
+        span = ended_by - after
+        self.add(after + span * self._draw.random() if span > 0 else ended_by)
 
     @property
     def learned(self) -> int:

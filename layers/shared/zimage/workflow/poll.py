@@ -161,7 +161,7 @@ def poll(state: dict, deps: PollDependencies) -> dict:
         if result.status is TaskStatus.SUCCEED:
             _learn(durations, submitted_at, last_pending_at, answered_at, first_eta_end)
             if deps.images is None and result.images:
-                return _ready(state, result, polls=polls)
+                return _ready(state, result, polls=polls, last_pending_at=last_pending_at)
             if calls_end - deps.clock() >= timing.SHORTEST_DOWNLOAD_SECONDS:
                 return _store_image(state, deps, result, calls_end)
             if deps.clock() >= deadline:
@@ -179,7 +179,10 @@ def poll(state: dict, deps: PollDependencies) -> dict:
         eta_wrong = eta_wrong or eta_proved_wrong(elapsed, first_eta_end)
         if eta_wrong:
             eta_end = None
-        shown_eta = _shown_eta(elapsed, durations, eta_end)
+        trusted = durations.eta_trusted()
+        # Clients are shown the eta of an upstream whose etas were lately wrong no more than the
+        # schedule heeds it.
+        shown_eta = _shown_eta(elapsed, durations, eta_end if trusted else None)
         if result.status is TaskStatus.PROCESSING and not started_processing:
             # Shown to clients at once, not only when this turn ends.
             started_processing = True
@@ -189,7 +192,7 @@ def poll(state: dict, deps: PollDependencies) -> dict:
             shown = _shown(progress, answered_at)
             if job is None or job.is_terminal:
                 return answer_for(state, job)
-        gap = next_poll_in(elapsed, durations, eta_end, eta_trusted=durations.eta_trusted(), policy=deps.policy)
+        gap = next_poll_in(elapsed, durations, eta_end, eta_trusted=trusted, policy=deps.policy)
         poll_at = answered_at + gap
         if not sleeps_in_lambda(gap) or poll_at > min(in_lambda_until, deadline, calls_end):
             break
@@ -294,13 +297,18 @@ def _calls_end(state: dict, deps: PollDependencies, started: float) -> float:
     )
 
 
-def _ready(state: dict, result: TaskResult, *, polls: int) -> dict:
+def _ready(state: dict, result: TaskResult, *, polls: int, last_pending_at: float | None) -> dict:
     """The poll step's answer for a task that ended with an image: the store step's input. An
-    image URL is handed on (it is short); base64 data is not (the state holds 256 KB at most)."""
+    image URL is handed on (it is short); base64 data is not (the state holds 256 KB at most).
+    When the last answer that found the task running is handed on too, a store step that must
+    ask again learns the task's end from that answer, not from the submit."""
     ready: dict[str, Any] = {"seed": result.seed} if result.seed is not None else {}
     if result.images and result.images[0].is_url:
         ready["location"] = result.images[0].location
-    return {**carried(state), "status": READY, "polls": polls, "ready": ready}
+    answer = {**carried(state), "status": READY, "polls": polls, "ready": ready}
+    if last_pending_at is not None:
+        answer["last_pending_at"] = last_pending_at
+    return answer
 
 
 def _learn(

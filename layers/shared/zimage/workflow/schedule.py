@@ -65,11 +65,15 @@ def eta_proved_wrong(elapsed: float, eta_end: float | None) -> bool:
 
 def eta_verdict(eta_end: float, running_at: float, ended_by: float) -> bool | None:
     """Whether a task's eta told its end, from the last answer that found it running and the first
-    that found it ended (seconds since the submit), between which it ended: False when that span
-    lies wholly outside the second the eta named (etas are whole seconds, rounded either way),
-    True when wholly inside, None when the answers are too far apart to tell."""
+    that found it ended (seconds since the submit), between which it ended: True when that span
+    lies inside the second the eta named (etas are whole seconds, rounded either way), False when
+    wholly outside it, None when it straddles an edge. Only answers close enough to have found the
+    eta right are judged: a long Wait can prove an eta wrong but never right, and judging it would
+    count a mostly-right upstream's misses and few of its hits."""
     opens = eta_end - ETA_GRANULARITY_SECONDS - ETA_GRACE_SECONDS
     closes = eta_end + ETA_GRACE_SECONDS
+    if ended_by - running_at > closes - opens:
+        return None
     if ended_by < opens or running_at > closes:
         return False
     if opens <= running_at and ended_by <= closes:
