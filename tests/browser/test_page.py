@@ -252,24 +252,27 @@ def test_an_image_whose_url_fails_is_fetched_again_with_a_fresh_url(page, stack)
 
 def test_a_job_is_followed_by_looking_at_its_image_and_read_once_it_is_there(page, stack, emulator):
     emulator.configure(queue_seconds=0, run_seconds=2)
-    reads, looks = [], []
+    events = []  # ("read", url) and ("look", url, status), in the order their answers came
 
-    def seen(request):
-        if "/v1/images/img_" in request.url and request.method == "GET":
-            reads.append(request.url)
-        elif request.url.startswith(stack.endpoint) and "/images/img_" in request.url:
-            looks.append(request.url)
+    def answered(response):
+        if "/v1/images/img_" in response.url and response.request.method == "GET":
+            events.append(("read", response.url))
+        elif response.url.startswith(stack.endpoint) and "/images/img_" in response.url:
+            events.append(("look", response.url, response.status))
 
-    page.page.on("request", seen)
+    page.page.on("response", answered)
     page.open()
     page.use_key()
 
     job_id = generate(page, "a fox watched for")
 
     page.wait_for("() => document.getElementById('result-image').naturalWidth > 0", what="the image drawn")
-    # one read of the job, when its image was there; before it, only looks at where it would be
-    assert len(reads) == 1, reads
-    assert looks and all(f"/images/{job_id}?" in url for url in looks)
-    # the image shown is the one the last look loaded: downloaded once
-    assert page.value("() => document.getElementById('result-image').src") == looks[-1]
     assert "succeeded" in page.page.inner_text("#status-text")
+    # the page looked only at its job's key, and loaded the image once: the image shown
+    looks = [event for event in events if event[0] == "look"]
+    assert looks and all(f"/images/{job_id}?" in url for _, url, _ in looks)
+    (loaded,) = [index for index, event in enumerate(events) if event[0] == "look" and event[2] == 200]
+    assert page.value("() => document.getElementById('result-image').src") == events[loaded][1]
+    # the job was read after the image was there; before it, only while no image came for seconds
+    reads = [index for index, event in enumerate(events) if event[0] == "read"]
+    assert reads[-1] > loaded and len(reads) <= 2, events

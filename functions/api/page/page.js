@@ -250,6 +250,8 @@
   const LATE_LOOK_SHARE = 0.5;
   const READ_GAP_SHARE = 0.5;
   const MIN_READ_GAP_SECONDS = 5;
+  // Unlike the CLI, the page caps the gap: someone watching it should see a failure within seconds.
+  const MAX_READ_GAP_SECONDS = 10;
   function sleepBeforeLooking(job, followedFor) {
     if (job.eta_seconds) return Math.max(0, job.eta_seconds - LOOK_AHEAD_SECONDS);
     if (job.eta_seconds === 0 && job.links && job.links.image) return 0;
@@ -257,11 +259,15 @@
   }
   // An <img> may load from the image's origin (the page's policy allows it) without CORS; the
   // image it loads is the one the page then shows, so the image is downloaded once.
+  // A look S3 does not answer in LOOK_TIMEOUT_SECONDS counts as not there, so a stalled request
+  // never holds the follow.
+  const LOOK_TIMEOUT_SECONDS = 5;
   function imageIsThere(url) {
     return new Promise((done) => {
       const probe = new Image();
-      probe.onload = () => done(true);
-      probe.onerror = () => done(false);
+      const timer = setTimeout(() => { probe.src = ""; done(false); }, LOOK_TIMEOUT_SECONDS * 1000);
+      probe.onload = () => { clearTimeout(timer); done(true); };
+      probe.onerror = () => { clearTimeout(timer); done(false); };
       probe.src = url;
     });
   }
@@ -272,14 +278,21 @@
       const late = Math.max(0, (performance.now() - expectedAt) / 1000);
       const interval = Math.max(LOOK_INTERVAL_SECONDS, LATE_LOOK_SHARE * late) * 1000;
       if (performance.now() + interval >= until) {
-        await sleep(Math.max(0, until - performance.now()) / 1000);
+        await pause(Math.max(0, until - performance.now()) / 1000);
         return false;
       }
-      await sleep(interval / 1000);
+      await pause(interval / 1000);
     }
     return false;
   }
   function sleep(seconds) { return new Promise((done) => setTimeout(done, seconds * 1000)); }
+  // A sleep that Cancel ends within a quarter of a second.
+  async function pause(seconds) {
+    const until = performance.now() + seconds * 1000;
+    while (performance.now() < until && !(running && running.canceled)) {
+      await sleep(Math.min(0.25, (until - performance.now()) / 1000));
+    }
+  }
   // The sleep keeps the eta live on this side, and ends early when Cancel is pressed.
   async function sleepCountingDown(job, seconds) {
     const readAt = performance.now();
@@ -320,7 +333,8 @@
           await sleepCountingDown(job, sleepBeforeLooking(job, followedFor));
           const watched = job.links && job.links.image;
           if (watched && !running.canceled) {
-            const readGap = Math.max(MIN_READ_GAP_SECONDS, READ_GAP_SHARE * (performance.now() - accepted) / 1000);
+            const age = (performance.now() - accepted) / 1000;
+            const readGap = Math.min(MAX_READ_GAP_SECONDS, Math.max(MIN_READ_GAP_SECONDS, READ_GAP_SHARE * age));
             if (await lookUntil(watched, performance.now() + readGap * 1000, expectedAt || performance.now())) {
               seen = watched;
             }
