@@ -50,9 +50,11 @@ QUEUE_SECONDS = 0.2  # each task is queued this long before it runs
 # times the truth (local/novita_emulator.py).
 MODES = ("truthful", "none", "misleading")
 JOBS_PER_POLICY = 24
-# Before each mode, unmeasured: as many jobs as the poll function keeps verdicts on the upstream's
+# Before each mode, unmeasured: enough jobs to fill the poll function's verdicts on the upstream's
 # etas, so that each mode is measured once the service knows that upstream, whatever came before.
-WARM_UP_JOBS = KEPT_ETA_VERDICTS
+# Twice as many as it keeps, since an eta is judged only when the answers around the task's end
+# are close enough to tell (schedule.eta_verdict).
+WARM_UP_JOBS = 2 * KEPT_ETA_VERDICTS
 # Jobs arrive one every this many seconds, as clients' requests do, rather than in one burst: all
 # of the local stack shares one interpreter, so 24 submits in the same instant queue behind one
 # another for seconds, and a job would be measured waiting for the machine, not for the policy.
