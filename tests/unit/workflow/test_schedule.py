@@ -115,6 +115,18 @@ def test_tasks_found_ended_after_a_long_wait_are_spread_over_it_not_piled_at_its
     assert 2.6 <= durations.quantile_after(0.0, 0.75) <= 3.6
 
 
+def test_only_the_tasks_seen_closely_tell_where_the_earliest_end():
+    durations = Durations(5.0, draw=random.Random(5))
+    durations.add_ended(0.1, 4.1)  # found ended after a long Wait: it may have ended anywhere in it
+    durations.add_ended(None, 2.0)
+    assert durations.earliest_end_seen() is None
+
+    durations.add_ended(3.9, 4.15)
+    durations.add_ended(3.7, 3.95)
+    durations.add_ended(3.0, 3.9)  # after most of a second: not closely
+    assert durations.earliest_end_seen() == 3.7
+
+
 def test_an_upstream_whose_etas_were_mostly_wrong_is_not_trusted():
     durations = Durations(5.0)
     assert durations.eta_trusted()
@@ -211,6 +223,17 @@ def test_waits_are_whole_seconds_inside_min_and_max_and_the_deadline():
     assert wait_seconds(20, 4.2, POLICY) == 5
 
 
+def test_a_wait_is_not_rounded_down_to_end_before_any_task_was_seen_to_end():
+    # history saw no task end before 3.7 s from now: a 3 s Wait would find every task running
+    assert wait_seconds(3.4, 100, POLICY, no_end_before=3.7) == 4
+    assert wait_seconds(3.4, 100, POLICY, no_end_before=3.2) == 4  # 3 s would still end before it
+    # where tasks were seen ending, or where rounding goes up anyway, the nearest second stays
+    assert wait_seconds(3.4, 100, POLICY, no_end_before=2.9) == 3
+    assert wait_seconds(3.6, 100, POLICY, no_end_before=9.0) == 4
+    # and never past the deadline
+    assert wait_seconds(3.4, 2.5, POLICY, no_end_before=3.7) == 3
+
+
 def test_with_no_eta_clients_are_told_the_historys_median():
     assert history(*[6.0] * 20).eta_seconds(1.0) == 5
 
@@ -239,8 +262,12 @@ class TimedTask:
 
 
 class Followed:
-    def __init__(self, answer: dict, lag: float, polls: int, turns: int, slept: float):
-        self.answer, self.lag, self.polls, self.turns, self.slept = answer, lag, polls, turns, slept
+    def __init__(self, answer: dict, lag: float, polls: int, waits: list[int], slept: float):
+        self.answer, self.lag, self.polls, self.waits, self.slept = answer, lag, polls, waits, slept
+
+    @property
+    def turns(self) -> int:
+        return len(self.waits) + 1
 
 
 def follow(
@@ -269,12 +296,12 @@ def follow(
     )
     state = {"job_id": job.job_id, "task_id": "t-1", "size": SIZE, "submitted_at": clock.now, "polls": 0}
     state["deadline"] = clock.now + 200
-    turns = 0
+    waits = []
     while True:
-        turns += 1
         answer = poll(state, deps)
         if answer["status"] != "pending":
-            return Followed(answer, clock.now - task.ends, task.polls, turns, slept[0])
+            return Followed(answer, clock.now - task.ends, task.polls, waits, slept[0])
+        waits.append(answer["wait_seconds"])
         clock.now += answer["wait_seconds"] + turn_overhead
         state = answer
 
@@ -360,14 +387,45 @@ def test_tasks_found_ended_after_a_long_wait_do_not_drag_the_schedule_early(jobs
     first_waits = []
     for _ in range(150):
         task = TimedTask(clock, draw.uniform(3.5, 4.5))
-        follow(jobs, images, clock, task, durations, turn_overhead=0.3)
-        first_waits.append(next_poll_in(0.1, durations, None, eta_trusted=True, policy=POLICY))
+        first_waits.append(follow(jobs, images, clock, task, durations, turn_overhead=0.3).waits[0])
 
     # THEN history stays where tasks end, and the first Wait keeps skipping the stretch none ends
     # in (learned at the middle of their Wait, such tasks slide history early, and the first Wait
-    # down to about 2 s now and then)
+    # down to 2 s now and then)
     assert 3.75 <= durations.expected_end(0.0) <= 4.25
-    assert min(first_waits[20:]) >= 2.75
+    assert min(first_waits[20:]) >= 3
+
+
+def early_pulled_history() -> Durations:
+    """Tasks seen closely ending from 3.8 s on, and others found ended by a first look at 4.1 s,
+    learned spread over that first Wait: history's quarter falls below 3.5 s, where none ends."""
+    durations = Durations(5.0, draw=random.Random(3))
+    for n in range(24):
+        durations.add_ended(3.8 + n * 0.02, 4.0 + n * 0.02)
+    for _ in range(14):
+        durations.add_ended(0.1, 4.1)
+    return durations
+
+
+def test_a_first_wait_planned_where_no_task_ends_is_rounded_up_not_down(jobs, images, clock):
+    durations = early_pulled_history()
+    assert 3.0 < next_poll_in(0.0, durations, None, eta_trusted=True, policy=POLICY) < 3.5
+
+    followed = follow(jobs, images, clock, TimedTask(clock, 4.2), durations)
+
+    assert followed.waits[0] == 4  # not 3 s, then most of a second slept in the Lambda
+    assert followed.slept <= 2 * POLICY.fast_poll_interval_seconds
+    assert followed.lag <= POLICY.fast_poll_interval_seconds
+
+
+def test_a_trusted_eta_may_still_name_an_end_earlier_than_any_seen(jobs, images, clock):
+    durations = early_pulled_history()
+
+    # an eta that names the end a little late: its last second opens 2.1 s from now
+    followed = follow(jobs, images, clock, TimedTask(clock, 2.5, eta=lambda remaining: remaining + 0.6), durations)
+
+    assert followed.waits[0] == 2  # not rounded up to where history saw tasks end
+    assert followed.lag <= POLICY.fast_poll_interval_seconds
 
 
 def test_outliers_in_history_leave_the_usual_task_unharmed(jobs, images, clock):

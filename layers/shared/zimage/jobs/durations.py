@@ -28,6 +28,9 @@ PRIOR_DROPPED_AFTER = 8
 KEPT_SAMPLES = 64
 # Whether the upstream's eta has been right lately, over this many of the last tasks that had one.
 KEPT_ETA_VERDICTS = 16
+# A task found ended within this long of an answer that found it running was seen closely: found
+# by the fast polls inside one call, not across a Wait or a long sleep.
+CLOSE_SPAN_SECONDS = 0.5
 
 
 class Durations:
@@ -37,6 +40,8 @@ class Durations:
         self._prior = sorted(typical_seconds * factor for factor in PRIOR_SPREAD)
         self._samples: deque[float] = deque(maxlen=kept)
         self._eta_verdicts: deque[bool] = deque(maxlen=KEPT_ETA_VERDICTS)
+        # Per task seen closely, the last answer that found it running.
+        self._seen_closely: deque[float] = deque(maxlen=kept)
         self._sorted: list[float] = list(self._prior)
         self._keys: deque[str] = deque(maxlen=4 * kept)
         self._lock = threading.Lock()
@@ -72,7 +77,17 @@ class Durations:
         cover (schedule.MASS_PER_POLL), and earlier once they are more: faster tasks are found."""
         after = running_at or 0.0
         span = ended_by - after
+        if running_at is not None and 0 < span <= CLOSE_SPAN_SECONDS:
+            with self._lock:
+                self._seen_closely.append(running_at)
         self.add(after + span * self._draw.random() if span > 0 else ended_by)
+
+    def earliest_end_seen(self) -> float | None:
+        """No task lately seen closely ended before this (seconds since the submit): the earliest
+        answer that found one of them running just before its end. Ends drawn within long Waits
+        say nothing so sure. None before any task was seen closely."""
+        seen = list(self._seen_closely)
+        return min(seen) if seen else None
 
     @property
     def learned(self) -> int:

@@ -125,6 +125,7 @@ def poll(state: dict, deps: PollDependencies) -> dict:
     in_lambda_until = started + 2 * deps.policy.fast_poll_window_seconds
     gap: float | None = None
     shown_eta: int | None = None
+    eta_steers = False  # whether the last plan heeded the upstream's eta
 
     while True:
         time_left = calls_end - deps.clock()
@@ -193,6 +194,7 @@ def poll(state: dict, deps: PollDependencies) -> dict:
             if job is None or job.is_terminal:
                 return answer_for(state, job)
         gap = next_poll_in(elapsed, durations, eta_end, eta_trusted=trusted, policy=deps.policy)
+        eta_steers = eta_end is not None and trusted
         poll_at = answered_at + gap
         if not sleeps_in_lambda(gap) or poll_at > min(in_lambda_until, deadline, calls_end):
             break
@@ -221,6 +223,9 @@ def poll(state: dict, deps: PollDependencies) -> dict:
         gap = float(deps.policy.min_wait_seconds * 2 ** min(upstream_errors, 5))
     else:
         gap -= now - answered_at  # the plan counted from the upstream's answer
+    # A trusted eta may name an end earlier than history ever saw; history's own plan may not.
+    earliest_end = None if eta_steers else durations.earliest_end_seen()
+    no_end_before = None if earliest_end is None else earliest_end - (now - submitted_at)
     return {
         **carried(state),
         "status": PENDING,
@@ -232,7 +237,7 @@ def poll(state: dict, deps: PollDependencies) -> dict:
         "eta_wrong": eta_wrong,
         "last_pending_at": last_pending_at,
         "shown": shown,
-        "wait_seconds": wait_seconds(gap, deadline - now, deps.policy),
+        "wait_seconds": wait_seconds(gap, deadline - now, deps.policy, no_end_before=no_end_before),
     }
 
 
