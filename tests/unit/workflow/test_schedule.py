@@ -121,9 +121,9 @@ def test_only_the_tasks_seen_closely_tell_where_the_earliest_end():
     durations.add_ended(None, 2.0)
     assert durations.earliest_end_seen() is None
 
-    durations.add_ended(3.9, 4.15)
-    durations.add_ended(3.7, 3.95)
-    durations.add_ended(3.0, 3.9)  # after most of a second: not closely
+    durations.add_ended(3.9, 4.15, closely=True)  # the fast polls of one call
+    durations.add_ended(3.7, 3.95, closely=True)
+    durations.add_ended(3.0, 4.0)  # across a Wait
     assert durations.earliest_end_seen() == 3.7
 
 
@@ -401,10 +401,20 @@ def early_pulled_history() -> Durations:
     learned spread over that first Wait: history's quarter falls below 3.5 s, where none ends."""
     durations = Durations(5.0, draw=random.Random(3))
     for n in range(24):
-        durations.add_ended(3.8 + n * 0.02, 4.0 + n * 0.02)
+        durations.add_ended(3.8 + n * 0.02, 4.0 + n * 0.02, closely=True)
     for _ in range(14):
         durations.add_ended(0.1, 4.1)
     return durations
+
+
+def test_only_a_task_found_by_the_fast_polls_tells_where_tasks_end_at_the_earliest(jobs, images, clock):
+    durations = history(*typical_tasks())
+
+    follow(jobs, images, clock, TimedTask(clock, 40), durations)  # found after a Wait
+    assert durations.earliest_end_seen() is None
+
+    follow(jobs, images, clock, TimedTask(clock, 4.05), durations)  # inside the fast polls
+    assert 3.5 <= durations.earliest_end_seen() < 4.05
 
 
 def test_a_first_wait_planned_where_no_task_ends_is_rounded_up_not_down(jobs, images, clock):

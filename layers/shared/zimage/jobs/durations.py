@@ -28,9 +28,6 @@ PRIOR_DROPPED_AFTER = 8
 KEPT_SAMPLES = 64
 # Whether the upstream's eta has been right lately, over this many of the last tasks that had one.
 KEPT_ETA_VERDICTS = 16
-# A task found ended within this long of an answer that found it running was seen closely: found
-# by the fast polls inside one call, not across a Wait or a long sleep.
-CLOSE_SPAN_SECONDS = 0.5
 
 
 class Durations:
@@ -40,7 +37,8 @@ class Durations:
         self._prior = sorted(typical_seconds * factor for factor in PRIOR_SPREAD)
         self._samples: deque[float] = deque(maxlen=kept)
         self._eta_verdicts: deque[bool] = deque(maxlen=KEPT_ETA_VERDICTS)
-        # Per task seen closely, the last answer that found it running.
+        # Per task seen closely (schedule: found by the fast polls of one call), the last answer
+        # that found it running.
         self._seen_closely: deque[float] = deque(maxlen=kept)
         self._sorted: list[float] = list(self._prior)
         self._keys: deque[str] = deque(maxlen=4 * kept)
@@ -67,25 +65,28 @@ class Durations:
                 pool += self._prior
             self._sorted = sorted(pool)
 
-    def add_ended(self, running_at: float | None, ended_by: float) -> None:
+    def add_ended(self, running_at: float | None, ended_by: float, *, closely: bool = False) -> None:
         """One task seen ending between the last answer that found it running (None: none did) and
         the first that found it ended, both in seconds since the submit. Where in that span, the
         answers cannot tell, so the end is drawn uniformly from it. Not its middle: a task found
         ended by the first poll after a long Wait would be learned where no task ends, history
         would slide early, and the first Wait with it. Spread over the Wait, the tasks that ended
         within it put the first poll where it is while they are the share each poll is planned to
-        cover (schedule.MASS_PER_POLL), and earlier once they are more: faster tasks are found."""
+        cover (schedule.MASS_PER_POLL), and earlier once they are more: faster tasks are found.
+        `closely`: the two answers came from the fast polls of one call, not across a Wait."""
         after = running_at or 0.0
         span = ended_by - after
-        if running_at is not None and 0 < span <= CLOSE_SPAN_SECONDS:
+        if closely and running_at is not None:
             with self._lock:
                 self._seen_closely.append(running_at)
         self.add(after + span * self._draw.random() if span > 0 else ended_by)
 
     def earliest_end_seen(self) -> float | None:
-        """No task lately seen closely ended before this (seconds since the submit): the earliest
-        answer that found one of them running just before its end. Ends drawn within long Waits
-        say nothing so sure. None before any task was seen closely."""
+        """No task among the last ones seen closely ended before this (seconds since the submit):
+        the earliest answer that found one of them running just before its end. Ends drawn within
+        long Waits say nothing so sure. Only tasks that outlived the first Wait can be seen
+        closely, so this never falls much below the first Wait's end: schedule.wait_seconds uses
+        it only to round a Wait up rather than down. None before any task was seen closely."""
         seen = list(self._seen_closely)
         return min(seen) if seen else None
 

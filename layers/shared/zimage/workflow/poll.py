@@ -125,7 +125,7 @@ def poll(state: dict, deps: PollDependencies) -> dict:
     in_lambda_until = started + 2 * deps.policy.fast_poll_window_seconds
     gap: float | None = None
     shown_eta: int | None = None
-    eta_steers = False  # whether the last plan heeded the upstream's eta
+    eta_steers = False  # whether the last plan had a trusted eta to heed
 
     while True:
         time_left = calls_end - deps.clock()
@@ -160,7 +160,9 @@ def poll(state: dict, deps: PollDependencies) -> dict:
 
         elapsed = answered_at - submitted_at
         if result.status is TaskStatus.SUCCEED:
-            _learn(durations, submitted_at, last_pending_at, answered_at, first_eta_end)
+            # Seen closely: the answer that found it running came from this call's fast polls.
+            closely = answers > 1 and gap is not None and gap <= 2 * deps.policy.fast_poll_interval_seconds
+            _learn(durations, submitted_at, last_pending_at, answered_at, first_eta_end, closely=closely)
             if deps.images is None and result.images:
                 return _ready(state, result, polls=polls, last_pending_at=last_pending_at)
             if calls_end - deps.clock() >= timing.SHORTEST_DOWNLOAD_SECONDS:
@@ -223,7 +225,7 @@ def poll(state: dict, deps: PollDependencies) -> dict:
         gap = float(deps.policy.min_wait_seconds * 2 ** min(upstream_errors, 5))
     else:
         gap -= now - answered_at  # the plan counted from the upstream's answer
-    # A trusted eta may name an end earlier than history ever saw; history's own plan may not.
+    # A trusted eta may name an end earlier than history ever saw: its plans are not rounded up.
     earliest_end = None if eta_steers else durations.earliest_end_seen()
     no_end_before = None if earliest_end is None else earliest_end - (now - submitted_at)
     return {
@@ -322,6 +324,8 @@ def _learn(
     last_pending_at: float | None,
     answered_at: float,
     first_eta_end: float | None,
+    *,
+    closely: bool = False,
 ) -> None:
     """One more task seen ending, between the last answer that found it running and this one
     (Durations.add_ended). Its first eta is judged whenever those two answers tell
@@ -329,7 +333,7 @@ def _learn(
     eta for the service's own lateness."""
     running_at = None if last_pending_at is None else last_pending_at - submitted_at
     ended_by = answered_at - submitted_at
-    durations.add_ended(running_at, ended_by)
+    durations.add_ended(running_at, ended_by, closely=closely)
     if first_eta_end is not None and running_at is not None:
         verdict = eta_verdict(first_eta_end, running_at, ended_by)
         if verdict is not None:

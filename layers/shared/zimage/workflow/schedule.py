@@ -128,14 +128,15 @@ def sleeps_in_lambda(gap: float) -> bool:
 def wait_seconds(gap: float, time_left: float, policy: PollPolicy, *, no_end_before: float | None = None) -> int:
     """Seconds for the Wait state (a whole number, as ASL requires) nearest the planned gap,
     inside MinWaitSeconds and MaxWaitSeconds, never past the deadline. `no_end_before` is how
-    long from now until the earliest end lately seen closely (Durations.earliest_end_seen): a
-    Wait that rounding down would end before it is rounded up instead, since its poll would find
-    the task running and leave most of a second to sleep in the Lambda. The tasks that end within
-    the first Wait are learned spread over all of it, which pulls its plan early; rounded to the
-    nearest second, the first Wait would flip between two lengths as the plan crosses the half
-    second, and each job's cost would depend on which one it met."""
+    long from now until the earliest end among the tasks lately seen closely
+    (Durations.earliest_end_seen): a Wait that rounding down would end before it is rounded up
+    instead, since its poll would find the task running where none of those ended, and leave most
+    of a second to sleep in the Lambda. The tasks that end within the first Wait are learned
+    spread over all of it, which pulls its plan early; rounded to the nearest second, the first
+    Wait would flip between two lengths as the plan crosses the half second, and each job's cost
+    with it. Rounding up never goes past the plan's next whole second."""
     wait = math.floor(gap + 0.5)
-    if no_end_before is not None and wait < min(gap, no_end_before):
+    if no_end_before is not None and wait < no_end_before:
         wait = math.ceil(gap)
     wait = min(max(wait, policy.min_wait_seconds), policy.max_wait_seconds)
     return max(1, min(wait, math.ceil(max(time_left, 0))))
