@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 
 import pytest
 
@@ -110,9 +111,24 @@ def test_tasks_found_ended_after_a_long_wait_are_spread_over_it_not_piled_at_its
     for _ in range(64):
         durations.add_ended(0.1, 4.1)
 
-    # about a quarter of them in each quarter of the span, not all at its middle (2.1 s)
+    # about a quarter of them in each quarter of the span, not all at its middle (2.1 s), nor
+    # piled where the first ones were drawn (copies of copies)
     assert 0.6 <= durations.quantile_after(0.0, 0.25) <= 1.6
     assert 2.6 <= durations.quantile_after(0.0, 0.75) <= 3.6
+
+
+def test_tasks_found_ended_after_a_long_wait_are_placed_half_the_time_where_history_saw_tasks_end():
+    early = 0
+    for seed in range(8):  # eight deployments: one draw is too few to tell half from all
+        durations = history(*typical_tasks(), draw=random.Random(seed))  # 40 seen ending at 3.8-4.2 s
+        for _ in range(12):
+            durations.add_ended(0.1, 4.1)
+        early += sum(durations.quantile_after(0.0, k / 52) < 3.5 for k in range(1, 53))
+
+    # of the 96 found ended after the Wait: spread over all of it, about 82 would be learned
+    # before 3.5 s, where no task ended; placed only where history's did, none would, and an
+    # upstream grown faster would be found out only late
+    assert 25 <= early <= 65
 
 
 def test_only_the_tasks_seen_closely_tell_where_the_earliest_end():
@@ -396,13 +412,31 @@ def test_tasks_found_ended_after_a_long_wait_do_not_drag_the_schedule_early(jobs
     assert min(first_waits[20:]) >= 3
 
 
+def test_an_upstream_grown_faster_is_found_out(jobs, images, clock):
+    # GIVEN a full history of tasks of 3.5-4.5 s, and no eta
+    draw = random.Random(100)
+    durations = history(*(draw.uniform(3.5, 4.5) for _ in range(64)), draw=random.Random(0))
+
+    # WHEN the upstream's tasks take 1.0-1.5 s from now on: each is found ended by the first poll
+    # after a Wait planned for the old ones, and the answers cannot tell where within it
+    lags = [
+        follow(jobs, images, clock, TimedTask(clock, draw.uniform(1.0, 1.5)), durations, turn_overhead=0.05).lag
+        for _ in range(100)
+    ]
+
+    # THEN the Waits shorten to the new tasks (placed where the old ones ended, they would stay
+    # about 3 s late until they had replaced all of history)
+    assert statistics.mean(lags[-20:]) <= 0.5
+
+
 def early_pulled_history() -> Durations:
-    """Tasks seen closely ending from 3.8 s on, and others found ended by a first look at 4.1 s,
-    learned spread over that first Wait: history's quarter falls below 3.5 s, where none ends."""
+    """Tasks seen closely ending from 3.8 s on, and more found ended by a first look at 4.1 s, half
+    of them learned spread over that first Wait: history's quarter falls below 3.5 s, where none
+    ends."""
     durations = Durations(5.0, draw=random.Random(3))
     for n in range(24):
         durations.add_ended(3.8 + n * 0.02, 4.0 + n * 0.02, closely=True)
-    for _ in range(14):
+    for _ in range(30):
         durations.add_ended(0.1, 4.1)
     return durations
 

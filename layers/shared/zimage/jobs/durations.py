@@ -26,6 +26,9 @@ PRIOR_SPREAD = (0.5, 0.7, 0.85, 1.0, 1.2, 1.5, 2.0)
 # The prior is dropped once this many real samples are in: from then on history alone speaks.
 PRIOR_DROPPED_AFTER = 8
 KEPT_SAMPLES = 64
+# A task found ended after a Wait is placed, this share of the time, where one of history's tasks
+# ended within the same span; the rest of the time anywhere in it (Durations.add_ended).
+FROM_HISTORY_SHARE = 0.5
 # Whether the upstream's eta has been right lately, over this many of the last tasks that had one.
 KEPT_ETA_VERDICTS = 16
 
@@ -36,6 +39,8 @@ class Durations:
     def __init__(self, typical_seconds: float, *, kept: int = KEPT_SAMPLES, draw: random.Random | None = None) -> None:
         self._prior = sorted(typical_seconds * factor for factor in PRIOR_SPREAD)
         self._samples: deque[float] = deque(maxlen=kept)
+        # Per sample, whether it is a copy of another's (Durations.add_ended).
+        self._copies: deque[bool] = deque(maxlen=kept)
         self._eta_verdicts: deque[bool] = deque(maxlen=KEPT_ETA_VERDICTS)
         # Per task seen closely (schedule: found by the fast polls of one call), the last answer
         # that found it running.
@@ -54,12 +59,13 @@ class Durations:
             self._keys.append(key)
         self.add(seconds)
 
-    def add(self, seconds: float) -> None:
-        """One task's duration, as seen ending."""
+    def add(self, seconds: float, *, copied: bool = False) -> None:
+        """One task's duration, as seen ending; `copied`: placed where another task ended."""
         if not (seconds > 0 and math.isfinite(seconds)):
             return
         with self._lock:
             self._samples.append(float(seconds))
+            self._copies.append(copied)
             pool = list(self._samples)
             if len(pool) < PRIOR_DROPPED_AFTER:
                 pool += self._prior
@@ -68,18 +74,33 @@ class Durations:
     def add_ended(self, running_at: float | None, ended_by: float, *, closely: bool = False) -> None:
         """One task seen ending between the last answer that found it running (None: none did) and
         the first that found it ended, both in seconds since the submit. Where in that span, the
-        answers cannot tell, so the end is drawn uniformly from it. Not its middle: a task found
-        ended by the first poll after a long Wait would be learned where no task ends, history
-        would slide early, and the first Wait with it. Spread over the Wait, the tasks that ended
-        within it put the first poll where it is while they are the share each poll is planned to
-        cover (schedule.MASS_PER_POLL), and earlier once they are more: faster tasks are found.
+        answers cannot tell, so the end is drawn: FROM_HISTORY_SHARE of the time from the tasks
+        in history that ended within the same span, the rest of the time uniformly from the span.
+        Not its middle: a task found ended by the first poll after a long Wait would be learned
+        where no task ends, and history would slide early, and the first Wait with it. Uniform
+        alone does that more slowly: the tasks that end within the first Wait, spread over all of
+        it, pull its plan below where any task ends, the more so the longer that Wait was (as when
+        a trusted eta lengthened it). History alone would be late to learn that the upstream grew
+        faster: tasks found ended by the first poll would be placed where tasks ended before, and
+        the first Wait would shorten only once they had replaced all of history. Half of each stays
+        where tasks end and still finds faster ones. A copy is never copied again: copies of
+        copies would pile up at one moment.
         `closely`: the two answers came from the fast polls of one call, not across a Wait."""
         after = running_at or 0.0
         span = ended_by - after
         if closely and running_at is not None:
             with self._lock:
                 self._seen_closely.append(running_at)
-        self.add(after + span * self._draw.random() if span > 0 else ended_by)
+        if span <= 0:
+            self.add(ended_by)
+            return
+        with self._lock:
+            seen = list(zip(self._samples, self._copies, strict=True))
+        within = [seconds for seconds, copied in seen if after <= seconds <= ended_by and not copied]
+        if within and self._draw.random() < FROM_HISTORY_SHARE:
+            self.add(self._draw.choice(within), copied=True)
+        else:
+            self.add(after + span * self._draw.random())
 
     def earliest_end_seen(self) -> float | None:
         """No task among the last ones seen closely ended before this (seconds since the submit):
