@@ -131,6 +131,15 @@ def test_tasks_found_ended_after_a_long_wait_are_placed_half_the_time_where_hist
     assert 25 <= early <= 65
 
 
+def test_an_end_placed_where_history_saw_tasks_end_stays_inside_its_span():
+    durations = history(*typical_tasks(), draw=random.Random(1))  # 40 seen ending at 3.8-4.2 s
+
+    for _ in range(24):
+        durations.add_ended(0.1, 3.0)  # found ended by a first look at 3 s
+
+    assert durations.quantile_after(0.0, 24 / 64) <= 3.0  # none copied from the later tasks
+
+
 def test_only_the_tasks_seen_closely_tell_where_the_earliest_end():
     durations = Durations(5.0, draw=random.Random(5))
     durations.add_ended(0.1, 4.1)  # found ended after a long Wait: it may have ended anywhere in it

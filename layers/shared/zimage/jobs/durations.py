@@ -26,8 +26,8 @@ PRIOR_SPREAD = (0.5, 0.7, 0.85, 1.0, 1.2, 1.5, 2.0)
 # The prior is dropped once this many real samples are in: from then on history alone speaks.
 PRIOR_DROPPED_AFTER = 8
 KEPT_SAMPLES = 64
-# A task found ended after a Wait is placed, this share of the time, where one of history's tasks
-# ended within the same span; the rest of the time anywhere in it (Durations.add_ended).
+# A task found ended after a Wait is placed, this share of the time, where one of history's samples
+# lies within the same span; the rest of the time anywhere in it (Durations.add_ended).
 FROM_HISTORY_SHARE = 0.5
 # Whether the upstream's eta has been right lately, over this many of the last tasks that had one.
 KEPT_ETA_VERDICTS = 16
@@ -59,8 +59,12 @@ class Durations:
             self._keys.append(key)
         self.add(seconds)
 
-    def add(self, seconds: float, *, copied: bool = False) -> None:
-        """One task's duration, as seen ending; `copied`: placed where another task ended."""
+    def add(self, seconds: float) -> None:
+        """One task's duration, as seen ending."""
+        self._append(seconds, copied=False)
+
+    def _append(self, seconds: float, *, copied: bool) -> None:
+        """`copied`: placed where another sample lies (add_ended)."""
         if not (seconds > 0 and math.isfinite(seconds)):
             return
         with self._lock:
@@ -74,8 +78,9 @@ class Durations:
     def add_ended(self, running_at: float | None, ended_by: float, *, closely: bool = False) -> None:
         """One task seen ending between the last answer that found it running (None: none did) and
         the first that found it ended, both in seconds since the submit. Where in that span, the
-        answers cannot tell, so the end is drawn: FROM_HISTORY_SHARE of the time from the tasks
-        in history that ended within the same span, the rest of the time uniformly from the span.
+        answers cannot tell, so the end is drawn: FROM_HISTORY_SHARE of the time, when history
+        holds samples within the same span, from those (history's estimate of where tasks end
+        in it), the rest of the time uniformly from the span.
         Not its middle: a task found ended by the first poll after a long Wait would be learned
         where no task ends, and history would slide early, and the first Wait with it. Uniform
         alone does that more slowly: the tasks that end within the first Wait, spread over all of
@@ -91,14 +96,14 @@ class Durations:
         if closely and running_at is not None:
             with self._lock:
                 self._seen_closely.append(running_at)
-        if span <= 0:
+        if span <= 0 or not math.isfinite(ended_by):
             self.add(ended_by)
             return
         with self._lock:
             seen = list(zip(self._samples, self._copies, strict=True))
         within = [seconds for seconds, copied in seen if after <= seconds <= ended_by and not copied]
         if within and self._draw.random() < FROM_HISTORY_SHARE:
-            self.add(self._draw.choice(within), copied=True)
+            self._append(self._draw.choice(within), copied=True)
         else:
             self.add(after + span * self._draw.random())
 

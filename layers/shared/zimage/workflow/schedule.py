@@ -131,8 +131,8 @@ def wait_seconds(gap: float, time_left: float, policy: PollPolicy, *, no_end_bef
     long from now until the earliest end among the tasks lately seen closely
     (Durations.earliest_end_seen): a Wait that rounding down would end before it is rounded up
     instead, since its poll would find the task running where none of those ended, and leave most
-    of a second to sleep in the Lambda. Half of the tasks that end within the first Wait are
-    learned spread over all of it (Durations.add_ended), which pulls its plan early; rounded to
+    of a second to sleep in the Lambda. At least half of the tasks that end within the first Wait
+    are learned spread over all of it (Durations.add_ended), which pulls its plan early; rounded to
     the nearest second, the first Wait would flip between two lengths as the plan crosses the
     half second, and each job's cost with it. Rounding up never goes past the plan's next whole
     second."""
