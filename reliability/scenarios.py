@@ -458,10 +458,10 @@ SCENARIOS: list[Scenario] = [
         poll_calls=1,
     ),
     # --- the image ------------------------------------------------------------------------------
-    # The store step that meets a refused image asks the upstream for a fresh link (the same link
-    # is not downloaded twice), then raises; the state machine retries it twice (States.ALL,
-    # MaxAttempts 2), and each attempt starts again from the link the poll step handed it. The
-    # turn that found the task may have polled fast up to seven times, by what it learned so far.
+    # The poll turn that meets a refused image raises; the state machine retries the turn twice
+    # (States.ALL, MaxAttempts 2), and each attempt asks the upstream again, whose answer may carry
+    # a fresh link. The turn that found the task may have polled fast up to seven times, by what
+    # it learned so far.
     Scenario(
         "image URL answers 403",
         "retry the turn, then fail",
@@ -470,7 +470,7 @@ SCENARIOS: list[Scenario] = [
         status="failed",
         code="image_unavailable",
         message="could not be downloaded: the image URL answered HTTP 403",
-        poll_calls=after(3, (1, 7)),
+        poll_calls=after(2, (1, 7)),
         image_calls=3,
     ),
     Scenario(
@@ -481,7 +481,7 @@ SCENARIOS: list[Scenario] = [
         status="failed",
         code="image_unavailable",
         message="could not be downloaded: the image URL answered HTTP 404",
-        poll_calls=after(3, (1, 7)),
+        poll_calls=after(2, (1, 7)),
         image_calls=3,
     ),
     Scenario(

@@ -1,4 +1,5 @@
-"""The workflow's poll step: one turn of asking the upstream about a task (see zimage.workflow.poll)."""
+"""The workflow's poll step: one turn of asking the upstream about a task, storing its image once it
+ended with one (see zimage.workflow.poll)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from zimage.jobs.durations import Durations
 from zimage.runtime import shared_runtime
 from zimage.tracing import tracer
-from zimage.workflow.poll import poll, run_step
+from zimage.workflow.poll import run_step
 
 logger = Logger()
 metrics = Metrics()
@@ -21,4 +22,4 @@ durations = Durations(runtime.settings.task_seconds_prior)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    return run_step(poll, event, context, runtime=runtime, durations=durations, metrics=metrics)
+    return run_step(event, context, runtime=runtime, durations=durations, metrics=metrics)

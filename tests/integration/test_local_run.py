@@ -125,7 +125,7 @@ def test_make_run_prints_no_warnings_and_each_line_names_its_own_function(tmp_pa
     assert "Warning" not in printed, printed
     lines = [json.loads(line) for line in printed.splitlines() if line.startswith("{")]
     assert all(DEV_API_KEY not in json.dumps(line) for line in lines)  # the banner names it; no log line does
-    writers = {"job started": "ApiFunction", "image stored": "StoreImageFunction"}  # each logged by one function only
+    writers = {"job started": "ApiFunction", "image stored": "PollFunction"}  # each logged by one function only
     assert [(line["message"], line["function_name"]) for line in lines if line["message"] in writers] == [
         (line["message"], writers[line["message"]]) for line in lines if line["message"] in writers
     ]

@@ -74,7 +74,7 @@ def test_every_line_of_concurrent_jobs_names_the_function_that_wrote_it(stack, a
     # THEN every line written during an invocation carries that invocation's function and request id
     written = [(writer, line) for writer, line in lines if writer]
     assert [job["status"] for job in jobs] == ["succeeded"] * 8
-    assert {"ApiFunction", "StoreImageFunction"} <= {writer[0] for writer, _ in written}
+    assert {"ApiFunction", "PollFunction"} <= {writer[0] for writer, _ in written}
     wrong = [
         (writer, line["function_name"], line["message"])
         for writer, line in written

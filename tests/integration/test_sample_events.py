@@ -48,15 +48,6 @@ def test_the_poll_and_failure_events_run(stack, emulator):
     assert json.loads(failure)["error"]["code"] == "job_missing"
 
 
-def test_the_store_event_runs(stack, emulator):
-    # Handed no URL (as with base64 output), the step asks the upstream, which knows no such task.
-    stored, error = stack.invoke("StoreImageFunction", json.dumps(load_event("store_image_ready.json")))
-
-    assert error is None
-    assert json.loads(stored)["status"] == "failed"
-    assert json.loads(stored)["error"]["code"] == "job_missing"
-
-
 def test_the_sweeper_and_webhook_sender_events_run(stack, emulator):
     swept, sweep_error = stack.invoke("SweeperFunction", json.dumps(load_event("sweeper_schedule.json")))
     sent, send_error = stack.invoke("WebhookSenderFunction", json.dumps(load_event("webhook_sender_completion.json")))

@@ -1,4 +1,4 @@
-"""The cold-start rules, visible in the tree: the workflow's functions (poll, store_image, record_failure,
+"""The cold-start rules, visible in the tree: the workflow's functions (poll, record_failure,
 sweeper, webhook_sender) run on every job and must start fast, so nothing they import reaches
 pydantic, which only the API needs (its request model and OpenAPI document, in zimage/api/)."""
 
@@ -15,7 +15,7 @@ import pytest
 from local.template import ROOT
 
 SHARED = ROOT / "layers" / "shared"
-WORKFLOW_FUNCTIONS = ["poll", "store_image", "record_failure", "sweeper", "webhook_sender"]
+WORKFLOW_FUNCTIONS = ["poll", "record_failure", "sweeper", "webhook_sender"]
 # Everything but zimage/api/ serves the workflow's functions too.
 WORKFLOW_SIDE = [path for path in (SHARED / "zimage").rglob("*.py") if "api" not in path.relative_to(SHARED).parts]
 

@@ -23,7 +23,7 @@ def resolved_definition(partition: str = "aws") -> dict:
     resolver.pseudo["AWS::Partition"] = partition
     resolver.refs["ImageEventBus"] = "zimage-images"
     resolver.refs["JobsTable"] = "zimage-jobs"
-    for logical in ("PollFunction", "StoreImageFunction", "RecordFailureFunction"):
+    for logical in ("PollFunction", "RecordFailureFunction"):
         resolver.attributes[(logical, "Arn")] = f"arn:{partition}:lambda:us-east-1:123456789012:function:{logical}"
     text = substitute_definition(
         (ROOT / spec["DefinitionUri"]).read_text(), resolver.resolve(spec["DefinitionSubstitutions"])
@@ -85,8 +85,7 @@ def test_the_state_machine_is_given_no_deadline_of_its_own_but_its_timeout():
     variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
     assert variables["EXECUTION_TIMEOUT_SECONDS"] == {"Ref": "ExecutionTimeoutSeconds"}
     assert variables["POLL_TURN_SECONDS"] == {"Ref": "PollTurnSeconds"}
-    for step in ("PollFunction", "StoreImageFunction"):
-        assert RESOURCES[step]["Properties"]["Timeout"] == {"Ref": "PollTurnSeconds"}
+    assert RESOURCES["PollFunction"]["Properties"]["Timeout"] == {"Ref": "PollTurnSeconds"}
 
 
 @pytest.mark.parametrize(
@@ -252,9 +251,10 @@ def test_the_sam_transform_accepts_the_template(key_source, monkeypatch):
     }
     assert all('"Action": "*"' not in role and '"dynamodb:*"' not in role for role in roles.values())
     grant = "secretsmanager:GetSecretValue" if key_source == "secretsmanager" else "ssm:GetParameter"
-    assert grant in roles["PollFunctionRole"] and grant in roles["StoreImageFunctionRole"]
-    # Only the store step writes to the bucket: the poll step, which runs most, may not touch it.
-    assert "s3:PutObject" in roles["StoreImageFunctionRole"] and '"s3:' not in roles["PollFunctionRole"]
+    assert grant in roles["PollFunctionRole"]
+    # The poll step stores images, and only under images/: the bucket's other keys are not its.
+    assert "s3:PutObject" in roles["PollFunctionRole"] and "/images/*" in roles["PollFunctionRole"]
+    assert '"s3:' not in roles["RecordFailureFunctionRole"]
 
 
 # --- the API's access: keys, the usage plan, API Gateway's own answers --------------------------
@@ -430,7 +430,6 @@ def test_the_poll_function_runs_at_the_least_memory_unless_it_parses_base64_imag
     }
 
     assert memory["PollFunction"] == poll_memory
-    assert memory["StoreImageFunction"] == 256  # it holds the image's bytes
 
 
 # --- concurrency: reservations the API cannot take, and the alarm when the workflow is short ----
@@ -467,11 +466,11 @@ def test_no_function_reserves_concurrency_by_default(monkeypatch):
         ({"ApiMaxConcurrency": 50}, {"ApiFunction": 50}),
         (
             {"WorkflowReservedConcurrency": 20},
-            {"PollFunction": 20, "StoreImageFunction": 20, "RecordFailureFunction": 20},
+            {"PollFunction": 20, "RecordFailureFunction": 20},
         ),
         (
             {"ApiMaxConcurrency": 50, "WorkflowReservedConcurrency": 20},
-            {"ApiFunction": 50, "PollFunction": 20, "StoreImageFunction": 20, "RecordFailureFunction": 20},
+            {"ApiFunction": 50, "PollFunction": 20, "RecordFailureFunction": 20},
         ),
     ],
 )
@@ -523,7 +522,7 @@ def test_throttles_of_the_workflow_functions_raise_an_alarm(monkeypatch):
     alarms = throttle_alarms(monkeypatch)
 
     watched = {alarm["Dimensions"][0]["Value"]["Ref"] for alarm in alarms.values()}
-    assert watched == {"PollFunction", "StoreImageFunction", "RecordFailureFunction"}
+    assert watched == {"PollFunction", "RecordFailureFunction"}
     for alarm in alarms.values():
         assert alarm["Namespace"] == "AWS/Lambda"
         assert [d["Name"] for d in alarm["Dimensions"]] == ["FunctionName"]
@@ -539,7 +538,7 @@ def test_throttles_of_the_workflow_functions_raise_an_alarm(monkeypatch):
 def test_the_throttle_alarms_notify_the_alarm_topic_when_one_is_given(monkeypatch):
     alarms = throttle_alarms(monkeypatch, AlarmTopicArn=TOPIC)
 
-    assert len(alarms) == 3
+    assert len(alarms) == 2
     for alarm in alarms.values():
         assert (alarm["AlarmActions"], alarm["OKActions"]) == ([TOPIC], [TOPIC])
 

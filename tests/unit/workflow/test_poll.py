@@ -16,7 +16,7 @@ from zimage.jobs.durations import DEFAULT_TASK_SECONDS, Durations
 from zimage.jobs.model import Job, active_shard_for
 from zimage.upstream.errors import UpstreamKeyUnavailable, UpstreamRejected, UpstreamUnavailable
 from zimage.upstream.novita import TaskResult, TaskStatus, UpstreamImage
-from zimage.workflow.poll import ImageUnavailable, PollDependencies, poll, store
+from zimage.workflow.poll import ImageUnavailable, PollDependencies, poll
 from zimage.workflow.schedule import PLAUSIBLE_SHARE, PollPolicy
 
 from ..conftest import BUCKET, FakeClock, a_job, picture
@@ -80,7 +80,6 @@ def step(
     deadline_in: float = 600,
     function_ends_in: float | None = None,
     durations: Durations | None = None,
-    run=poll,
     **state,
 ) -> dict:
     deps = PollDependencies(
@@ -107,7 +106,7 @@ def step(
         "polls": 0,
         **state,
     }
-    return run(payload, deps)
+    return poll(payload, deps)
 
 
 def test_a_finished_task_is_stored_and_recorded(job, jobs, images, clock):
@@ -523,75 +522,10 @@ def test_an_eta_is_judged_when_the_answers_around_the_end_can_tell(
     assert durations.learned == 1  # its duration is learned either way
 
 
-# --- the poll step hands a finished task to the store step --------------------------------------
+# --- an image link that no longer answers --------------------------------------------------------
 
 
-def test_the_poll_step_hands_a_finished_task_to_the_store_step(job, jobs, clock):
-    # GIVEN the poll step, which has no image store
-    novita = ScriptedNovita(done())
-
-    answer = step(job, jobs, None, novita, clock)
-
-    # THEN it answers ready with the image's URL and seed, and stores nothing itself
-    assert answer["status"] == "ready"
-    assert answer["ready"] == {"location": "https://cdn.example/img.jpeg", "seed": 99}
-    assert answer["polls"] == 1 and answer["job_id"] == job.job_id
-    assert novita.downloads == 0
-    assert jobs.get(job.job_id).status == "queued"
-
-
-def test_base64_data_is_not_handed_on_through_the_workflows_state(job, jobs, clock):
-    data = base64.b64encode(picture(320, 256)).decode()
-    answer = step(job, jobs, None, ScriptedNovita(done(location=data)), clock)
-    assert answer["status"] == "ready" and answer["ready"] == {"seed": 99}
-
-
-def test_a_store_step_that_asks_again_learns_the_end_the_poll_step_bracketed(job, jobs, images, clock):
-    # GIVEN a poll step that found the task ended 0.3 s after finding it running, 10 s in
-    data = base64.b64encode(picture(320, 256)).decode()
-    submitted = {"submitted_at": clock.now - 10}
-    ready = step(
-        job, jobs, None, ScriptedNovita(done(location=data)), clock, last_pending_at=clock.now - 0.3, **submitted
-    )
-
-    # WHEN the store step asks the upstream again for the base64 data, a while later
-    clock.sleep(2.0)
-    durations, learned = Durations(DEFAULT_TASK_SECONDS), []
-    durations.add = learned.append
-    step(
-        job,
-        jobs,
-        images,
-        ScriptedNovita(done(location=data)),
-        clock,
-        run=store,
-        durations=durations,
-        **next_turn(ready),
-    )
-
-    # THEN the end it learns is after the poll step last found the task running, not anywhere
-    # since the submit
-    (seconds,) = learned
-    assert 9.7 <= seconds <= 12.0
-
-
-def test_a_success_without_an_image_fails_in_the_poll_step(job, jobs, clock):
-    empty = TaskResult(status=TaskStatus.SUCCEED, seed=1)
-    answer = step(job, jobs, None, ScriptedNovita(empty), clock)
-    assert answer["status"] == "failed" and answer["error"]["code"] == "upstream_no_image"
-
-
-def test_the_store_step_stores_from_the_url_it_is_handed_without_asking_again(job, jobs, images, clock):
-    novita = ScriptedNovita(running())  # would say the task still runs, were it asked
-
-    answer = step(job, jobs, images, novita, clock, run=store, ready={"location": "https://cdn/x.jpeg", "seed": 7})
-
-    assert answer["status"] == "succeeded"
-    assert (novita.polls, novita.downloads) == (0, 1)
-    assert jobs.get(job.job_id).seed == 7
-
-
-def test_the_store_step_asks_again_when_the_url_it_is_handed_no_longer_answers(job, jobs, images, clock):
+def test_the_retry_of_a_turn_whose_image_link_refused_asks_the_upstream_for_a_fresh_one(job, jobs, images, clock):
     class ExpiredFirst(ScriptedNovita):
         def download_image(self, url: str, **kwargs) -> bytes:
             if url == "https://cdn/expired.jpeg":
@@ -599,21 +533,17 @@ def test_the_store_step_asks_again_when_the_url_it_is_handed_no_longer_answers(j
                 raise UpstreamRejected("the image URL answered HTTP 403", status=403)
             return super().download_image(url, **kwargs)
 
-    novita = ExpiredFirst(done("https://cdn/fresh.jpeg"))
+    # GIVEN an upstream whose first answer names a link that has expired
+    novita = ExpiredFirst(done("https://cdn/expired.jpeg"), done("https://cdn/fresh.jpeg"))
 
-    answer = step(job, jobs, images, novita, clock, run=store, ready={"location": "https://cdn/expired.jpeg"})
+    # WHEN the turn fails on it and the workflow retries the turn with the same input
+    with pytest.raises(ImageUnavailable):
+        step(job, jobs, images, novita, clock)
+    answer = step(job, jobs, images, novita, clock)
 
+    # THEN the retry asks again and stores the image from the fresh link
     assert answer["status"] == "succeeded"
-    assert (novita.polls, novita.downloads) == (1, 2)  # one more question for a fresh URL
-
-
-def test_the_store_step_asks_the_upstream_for_base64_data(job, jobs, images, clock):
-    data = base64.b64encode(picture(320, 256)).decode()
-    novita = ScriptedNovita(done(location=data))
-
-    answer = step(job, jobs, images, novita, clock, run=store, ready={"seed": 99})
-
-    assert answer["status"] == "succeeded" and novita.polls == 1 and novita.downloads == 0
+    assert (novita.polls, novita.downloads) == (2, 2)
 
 
 # --- a turn writes only what shows clients something new ------------------------------------------

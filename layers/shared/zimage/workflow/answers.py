@@ -1,6 +1,6 @@
 """What the workflow's steps answer: the state the Choice routes on, carried from turn to turn.
 
-The poll, store and failure steps answer in this shape, so the state machine sees one.
+The poll and failure steps answer in this shape, so the state machine sees one.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from typing import Any
 from zimage.jobs.model import FAILED, SUCCEEDED, Job, present_fields
 
 PENDING = "pending"
-READY = "ready"  # the task ended with an image: the store step's turn
 CARRIED = ("job_id", "task_id", "size", "deadline", "execution_deadline", "submitted_at")
 
 

@@ -1,15 +1,15 @@
-"""The workflow's two steps on a running task. The poll step asks the upstream and says when to
-ask again, that the task ended with an image (`ready`), or why the job failed; the store step
-stores the image of a task found ready and ends the job.
+"""The workflow's poll step: one turn of asking the upstream about a task. It says when to ask
+again, or stores the image of a task that ended with one and ends the job, or says why the job
+failed.
 
-They are two functions because their needs differ: a poll turn holds little but may sleep
-between fast polls, which Lambda bills by memory, so it runs at the least memory; storing holds
-the image's bytes and checks them, so it runs with more (docs/performance.md). A poll turn
-handed an image store (`PollDependencies.images`) stores what it finds ready itself, as the store
-step does when it must ask the upstream again.
+One function does both, at Lambda's least memory: a turn's sleeps between fast polls bill by
+memory, and storing an image holds only its bytes on their way to S3 (images are checked from
+their headers, never decoded; the peak is measured in docs/performance.md). Storing in the turn
+that finds the task ended spares each job a second function call and the state machine's
+hand-off to it.
 
-Both are idempotent, because Step Functions retries them: the image key comes from the job id,
-and the job's status only moves through conditional writes.
+It is idempotent, because Step Functions retries it: the image key comes from the job id, and
+the job's status only moves through conditional writes.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from zimage.jobs.model import SUCCEEDED, present_fields
 from zimage.jobs.store import JobStore
 from zimage.misconfiguration import account_fault, report_misconfigured
 from zimage.upstream.errors import InvalidImage, UpstreamError, UpstreamRejected
-from zimage.upstream.novita import NovitaClient, TaskResult, TaskStatus, UpstreamImage
+from zimage.upstream.novita import NovitaClient, TaskResult, TaskStatus
 from zimage.workflow import timing
-from zimage.workflow.answers import PENDING, READY, answer_for, carried, completion
+from zimage.workflow.answers import PENDING, answer_for, carried, completion
 from zimage.workflow.schedule import (
     PollPolicy,
     believed_end,
@@ -52,13 +52,13 @@ logger = Logger(child=True)
 
 class ImageUnavailable(Exception):
     """The image URL refused the download (an expired link, most likely). Raised so that the
-    workflow retries the whole step, which asks the upstream again for a fresh URL."""
+    workflow retries the step, which asks the upstream again for a fresh URL."""
 
 
 class PollDependencies(NamedTuple):
     novita: NovitaClient
     jobs: JobStore
-    images: ImageStore | None  # None in the poll step: a task found ready goes to the store step
+    images: ImageStore
     max_image_bytes: int
     presigned_url_seconds: int
     max_consecutive_upstream_errors: int = 5
@@ -75,18 +75,16 @@ class PollDependencies(NamedTuple):
         cls,
         runtime: Any,
         *,
-        stores_images: bool,
         function_ends_at: float | None = None,
         durations: Durations | None = None,
     ) -> PollDependencies:
-        """The steps' collaborators and policy, from the deployment's settings; the poll step's
-        have no image store (its function may not write to the bucket, nor build an S3 client)."""
+        """The step's collaborators and policy, from the deployment's settings."""
         settings = runtime.settings
         return cls(
             durations=durations,
             novita=runtime.novita,
             jobs=runtime.jobs,
-            images=runtime.images if stores_images else None,
+            images=runtime.images,
             max_image_bytes=settings.max_image_bytes,
             presigned_url_seconds=settings.presigned_url_seconds,
             max_consecutive_upstream_errors=settings.max_consecutive_upstream_errors,
@@ -163,10 +161,8 @@ def poll(state: dict, deps: PollDependencies) -> dict:
             # Seen closely: the answer that found it running came from this call's fast polls.
             closely = answers > 1 and gap is not None and gap <= 2 * deps.policy.fast_poll_interval_seconds
             _learn(durations, submitted_at, last_pending_at, answered_at, first_eta_end, closely=closely)
-            if deps.images is None and result.images:
-                return _ready(state, result, polls=polls, last_pending_at=last_pending_at)
             if calls_end - deps.clock() >= timing.SHORTEST_DOWNLOAD_SECONDS:
-                return _store_image(state, deps, result, calls_end)
+                return store_image(state, deps, result, calls_end)
             if deps.clock() >= deadline:
                 return _failed(state, deps, "timeout", timing.DEADLINE_MESSAGE)
             gap = 0.0  # ended, but found too late in the turn to store: the next turn comes at once
@@ -243,48 +239,18 @@ def poll(state: dict, deps: PollDependencies) -> dict:
     }
 
 
-def store(state: dict, deps: PollDependencies) -> dict:
-    """The store step, for a task the poll step found `ready`: store the image from the URL the
-    poll step was told, or, with none (base64 output is too large for the workflow's state) or
-    one that no longer answers, ask the upstream again, whose answer carries it. `deps` must hold
-    the image store: without one the poll it falls back to would answer `ready` again."""
-    rest = {key: value for key, value in state.items() if key != "ready"}
-    location = state.get("ready", {}).get("location")
-    if location:
-        told = TaskResult(TaskStatus.SUCCEED, images=(UpstreamImage(location),), seed=state["ready"].get("seed"))
-        try:
-            return _store_image(state, deps, told, _calls_end(state, deps, deps.clock()))
-        except ImageUnavailable as exc:
-            logger.info("the image URL no longer answers: asking the upstream for a fresh one")
-            # The same URL again is not downloaded again: the workflow's retry of the step asks later.
-            rest["refused"] = {"location": location, "message": str(exc)}
-    return poll(rest, deps)
-
-
-def run_step(
-    step: Callable[[dict, PollDependencies], dict],
-    event: dict,
-    context: Any,
-    *,
-    runtime: Any,
-    durations: Durations,
-    metrics: Metrics,
-) -> dict:
-    """A workflow step's handler: its dependencies from the runtime, bounded by the invocation's
-    own end, and the metrics of a job it ended (Jobs<Status>, and the polls it took: the store
-    step's input counts the turn that found the task ended already)."""
-    stores_images = step is store
+def run_step(event: dict, context: Any, *, runtime: Any, durations: Durations, metrics: Metrics) -> dict:
+    """The poll function's handler: its dependencies from the runtime, bounded by the invocation's
+    own end, and the metrics of a job it ended (Jobs<Status>, and the polls it took)."""
     deps = PollDependencies.from_runtime(
         runtime,
-        stores_images=stores_images,
         function_ends_at=time.time() + context.get_remaining_time_in_millis() / 1000,
         durations=durations,
     )
-    answer = step(event, deps)
-    if answer["status"] not in (PENDING, READY):
-        polls = int(event.get("polls", 0)) + (0 if stores_images else 1)
+    answer = poll(event, deps)
+    if answer["status"] != PENDING:
         metrics.add_metric(name=f"Jobs{answer['status'].capitalize()}", unit=MetricUnit.Count, value=1)
-        metrics.add_metric(name="PollsPerJob", unit=MetricUnit.Count, value=polls)
+        metrics.add_metric(name="PollsPerJob", unit=MetricUnit.Count, value=int(event.get("polls", 0)) + 1)
     return answer
 
 
@@ -302,20 +268,6 @@ def _calls_end(state: dict, deps: PollDependencies, started: float) -> float:
         execution_deadline=execution_deadline,
         function_ends_at=deps.function_ends_at,
     )
-
-
-def _ready(state: dict, result: TaskResult, *, polls: int, last_pending_at: float | None) -> dict:
-    """The poll step's answer for a task that ended with an image: the store step's input. An
-    image URL is handed on (it is short); base64 data is not (the state holds 256 KB at most).
-    When the last answer that found the task running is handed on too, a store step that must
-    ask again learns the task's end from that answer, not from the submit."""
-    ready: dict[str, Any] = {"seed": result.seed} if result.seed is not None else {}
-    if result.images and result.images[0].is_url:
-        ready["location"] = result.images[0].location
-    answer = {**carried(state), "status": READY, "polls": polls, "ready": ready}
-    if last_pending_at is not None:
-        answer["last_pending_at"] = last_pending_at
-    return answer
 
 
 def _learn(
@@ -340,7 +292,7 @@ def _learn(
             durations.record_eta_verdict(verdict)
 
 
-def _store_image(state: dict, deps: PollDependencies, result: TaskResult, calls_end: float) -> dict:
+def store_image(state: dict, deps: PollDependencies, result: TaskResult, calls_end: float) -> dict:
     job_id = state["job_id"]
     if not result.images:
         return _failed(state, deps, "upstream_no_image", "the image model reported success but sent no image")
@@ -349,9 +301,6 @@ def _store_image(state: dict, deps: PollDependencies, result: TaskResult, calls_
     from zimage.images.checks import decode_base64_image, inspect_image
 
     image = result.images[0]
-    refused = state.get("refused")
-    if refused and image.location == refused["location"]:
-        raise ImageUnavailable(refused["message"])
     try:
         if image.is_url:
             data = deps.novita.download_image(
