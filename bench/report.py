@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from string import Template
 
-from bench.run import COLD_IMPORT_RUNS, DELIVERY_JOBS, LOAD_RUN_SECONDS, PRICES, floor_fixed_cost_per_image
+from bench.run import (
+    COLD_IMPORT_RUNS,
+    DELIVERY_JOBS,
+    LARGEST_IMAGE_SIDE,
+    LOAD_RUN_SECONDS,
+    PRICES,
+    floor_fixed_cost_per_image,
+)
 from local.template import ROOT
 
 TEMPLATE = ROOT / "bench" / "report.md"
@@ -21,7 +28,7 @@ TARGETS = {
     "none": {"p50": 0.3, "p95": 1.0, "polls": 8, "cost": 1.2},
     "misleading": {"p50": 0.5, "p95": 1.5, "polls": 10, "cost": 1.2},
 }
-LAMBDA_MEMORY_GB = 0.25  # the API's and the store function's
+LAMBDA_MEMORY_GB = 0.25  # the API's
 POLL_MEMORY_GB = 0.125  # the poll function's
 
 
@@ -30,6 +37,7 @@ def render(r: dict) -> str:
     floor, api_floor = r["cold_import_floor"], r["cold_import_api_floor"]
     counted = r.get("cold_import_instruction_ratio") or {}
     d, load = r["image_delivery_1024"], r["concurrent_jobs"]
+    store_peak = r["poll_store_peak_memory"]
     none = modes["none"]
     tasks = r["task_seconds"]
     budget = none["cost_per_image_usd"]["least_possible_express"] * 0.2
@@ -122,6 +130,11 @@ def render(r: dict) -> str:
         base64_p50=d["base64"]["overhead_p50_s"],
         base64_p95=d["base64"]["overhead_p95_s"],
         url_gb_seconds=d["url"]["lambda_gb_seconds_per_job"],
+        store_import_mb=store_peak["after_import_mb"],
+        store_peak_mb=store_peak["peak_mb"],
+        store_image_mb=round(store_peak["image_bytes"] / 2**20, 1),
+        store_function_mb=store_peak["function_memory_mb"],
+        largest_side=LARGEST_IMAGE_SIDE,
         base64_gb_seconds=d["base64"]["lambda_gb_seconds_per_job"],
         load_submitted=load["submitted"],
         load_clients=load["clients"],

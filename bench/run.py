@@ -716,6 +716,91 @@ def poll_memory_with_base64_output() -> int:
     return int(Resolver(template, {"NovitaBase64Output": "true"}).resolve(memory))
 
 
+# The largest image the upstream may send: its largest size (each side 1536 at most), a PNG of
+# noise, which PNG cannot compress, so it comes near MaxImageBytes.
+LARGEST_IMAGE_SIDE = 1536
+# Storing one image as the poll turn does, in a fresh interpreter with the poll function's handler
+# module loaded as Lambda loads it: the peak of the process's resident memory (VmHWM) after the
+# import and after storing.
+STORE_PEAK_CODE = """
+import sys, time
+def peak():
+    status = open("/proc/self/status").read()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024
+import app
+imported = peak()
+from zimage.images.checks import inspect_image
+from zimage.images.size import parse_size
+runtime = app.runtime
+limit = runtime.settings.max_image_bytes
+data = runtime.novita.download_image(sys.argv[1], max_bytes=limit, within=60)
+facts = inspect_image(data, expected_size=parse_size(sys.argv[2]), max_bytes=limit)
+stored = runtime.images.put("bench-largest-image", data, facts)
+runtime.images.presign(stored.key, 60)
+runtime.images.delete(stored.key)
+print(imported, peak(), len(data))
+"""
+
+
+def poll_store_peak_memory(stack: LocalStack) -> dict:
+    """The poll function's peak memory storing the largest image the upstream may send, on the
+    running stack's S3: the local stack runs every function in one process, so this runs apart.
+    The interpreter's own peak; Lambda's figure adds its runtime client to it."""
+    import random
+    from http.server import BaseHTTPRequestHandler
+
+    from PIL import Image
+
+    from local.http_server import BurstTolerantHTTPServer
+
+    side = LARGEST_IMAGE_SIDE
+    noise = random.Random(0).randbytes(side * side * 4)  # noqa: S311 - pixels, not secrets
+    out = BytesIO()
+    Image.frombytes("RGBA", (side, side), noise).save(out, "PNG")
+    png = out.getvalue()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(png)))
+            self.end_headers()
+            self.wfile.write(png)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = BurstTolerantHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    folder = ROOT / "functions" / "poll"
+    path = os.pathsep.join(str(entry) for entry in (folder, ROOT / "layers" / "shared"))
+    try:
+        out = subprocess.run(  # noqa: S603 - our own interpreter on our own code
+            [
+                sys.executable,
+                "-c",
+                STORE_PEAK_CODE,
+                f"http://127.0.0.1:{server.server_port}/largest.png",
+                f"{side}*{side}",
+            ],
+            env={**os.environ, "PYTHONPATH": path},
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=folder,
+        )
+    finally:
+        server.shutdown()
+    imported, peak, size = out.stdout.split()[-3:]
+    function = stack.functions["PollFunction"]
+    return {
+        "image_bytes": int(size),
+        "after_import_mb": round(float(imported), 1),
+        "peak_mb": round(float(peak), 1),
+        "function_memory_mb": function.memory,
+    }
+
+
 def start_stack() -> tuple[LocalStack, str]:
     """A fresh local stack with the bench's upstream, the call counters and the baseline's workflow."""
     stack = LocalStack(
@@ -757,6 +842,7 @@ def measure() -> dict:
 
         workflow = shared_runtime().settings.workflow_type
         policies = measure_modes(stack, baseline_arn, workflow)
+        store_peak = poll_store_peak_memory(stack)
         # Image delivery: a download from the upstream's storage, or the bytes inline in the
         # task result. Large images, where the two differ most; in the order A B B A, so that
         # neither way always runs first.
@@ -789,6 +875,7 @@ def measure() -> dict:
         "service_workflow": workflow,
         "prices_as_of": PRICES_AS_OF,
         **policies,
+        "poll_store_peak_memory": store_peak,
         "image_delivery_1024": {
             kind: {
                 "overhead_p50_s": _percentile(measured["overheads"], 50),
