@@ -490,7 +490,7 @@ SCENARIOS: list[Scenario] = [
         "recovers with a fresh result",
         _script("image", Fault(status=403, raw=b"<Error/>")),
         status="succeeded",
-        poll_calls=after(1),
+        poll_calls=after(1, (1, 7)),
         image_calls=2,
     ),
     Scenario(
@@ -548,13 +548,14 @@ SCENARIOS: list[Scenario] = [
         poll_calls=USUAL_POLLS,
     ),
     # --- AWS --------------------------------------------------------------------------------------
-    # The failed step is retried by the state machine, which downloads again from the same link.
+    # The failed turn is retried by the state machine: the retry asks the upstream again and
+    # downloads from the link its answer carries.
     Scenario(
         "S3 write fails once",
-        "retry the step",
+        "retry the turn",
         "the key comes from the job id: the retry overwrites",
         status="succeeded",
-        poll_calls=USUAL_POLLS,
+        poll_calls=after(1),
         image_calls=2,
         aws_fault=("s3", "before-call.s3.PutObject", "InternalError"),
     ),

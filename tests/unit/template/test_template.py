@@ -95,7 +95,7 @@ def test_the_state_machine_is_given_no_deadline_of_its_own_but_its_timeout():
         ({"ExecutionTimeoutSeconds": 240, "WorkflowType": "STANDARD"}, None),
         ({"ExecutionTimeoutSeconds": 3600, "WorkflowType": "STANDARD"}, None),
         ({"ExecutionTimeoutSeconds": 250}, "not one of"),
-        ({"PollTurnSeconds": 4}, "below 5"),
+        ({"PollTurnSeconds": 9}, "below 10"),
     ],
 )
 def test_cloudformation_refuses_an_express_workflow_past_five_minutes(parameters, refused):

@@ -85,7 +85,7 @@ def step(
     deps = PollDependencies(
         novita=novita,
         jobs=jobs,
-        images=images,
+        images=images if callable(images) else lambda: images,  # a callable builds it, as from_runtime does
         max_image_bytes=5_000_000,
         presigned_url_seconds=60,
         max_consecutive_upstream_errors=3,
@@ -435,10 +435,47 @@ def test_a_task_found_done_too_late_in_a_turn_is_stored_by_the_next_turn(job, jo
     # WHEN the task has ended but too little time is left to download its image
     answer = step(job, jobs, images, novita, clock, function_ends_in=5 + 2)
 
-    # THEN nothing is started: the workflow comes back at once, and the next turn stores it
+    # THEN nothing is started: the workflow comes back after the shortest Wait, and the next turn
+    # stores it
     assert (answer["status"], answer["wait_seconds"], novita.downloads) == ("pending", 1, 0)
     again = step(job, jobs, images, novita, clock, polls=answer["polls"])
     assert again["status"] == "succeeded"
+
+
+def test_an_image_sent_inline_is_stored_even_late_in_a_turn(job, jobs, images, clock):
+    # GIVEN a turn with too little time left to download, and an upstream that sends base64 data
+    novita = ScriptedNovita(done(location=base64.b64encode(picture(320, 256)).decode()))
+
+    answer = step(job, jobs, images, novita, clock, function_ends_in=5 + 2)
+
+    # THEN the image it already holds is stored, not thrown away for the next turn to ask again
+    assert answer["status"] == "succeeded" and novita.polls == 1
+
+
+def test_a_turn_that_finds_the_task_running_never_builds_the_image_store(job, jobs, clock):
+    def no_store():
+        raise AssertionError("a pending turn built the image store")
+
+    answer = step(job, jobs, no_store, ScriptedNovita(running(eta=20)), clock)
+
+    assert answer["status"] == "pending"
+
+
+def test_a_task_is_learned_once_when_the_turn_that_found_it_ended_is_retried(job, jobs, images, clock):
+    # GIVEN a turn that finds the task ended but cannot download its image
+    novita = ScriptedNovita(done(), image=UpstreamRejected("the image URL answered HTTP 403", status=403))
+    durations = Durations(DEFAULT_TASK_SECONDS)
+    with pytest.raises(ImageUnavailable):
+        step(job, jobs, images, novita, clock, durations=durations, submitted_at=clock.now - 4)
+
+    # WHEN the workflow retries the turn, a moment later, and the download works
+    clock.sleep(2.0)
+    novita.image = picture(320, 256)
+    answer = step(job, jobs, images, novita, clock, durations=durations, submitted_at=clock.now - 6)
+
+    # THEN the task's end is in the history once, from the turn that first found it
+    assert answer["status"] == "succeeded"
+    assert durations.learned == 1
 
 
 def test_a_turn_past_the_deadline_without_time_for_a_call_fails_the_job_as_timeout(job, jobs, images, clock):

@@ -311,7 +311,7 @@ def follow(
     deps = PollDependencies(
         novita=task,
         jobs=jobs,
-        images=images,
+        images=lambda: images,
         max_image_bytes=5_000_000,
         presigned_url_seconds=60,
         policy=POLICY,

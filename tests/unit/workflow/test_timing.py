@@ -11,6 +11,7 @@ from zimage import errors
 from zimage.settings import Settings
 from zimage.workflow.timing import (
     EVENT_RESERVE_SECONDS,
+    SHORTEST_TURN_SECONDS,
     STORE_RESERVE_SECONDS,
     WorkflowTiming,
     calls_end,
@@ -41,6 +42,7 @@ def test_the_defaults_are_consistent(monkeypatch):
         ({"execution_timeout_seconds": 60, "poll_turn_seconds": 60}, "leaves no time to poll"),
         ({"execution_timeout_seconds": 70, "poll_turn_seconds": 60}, "leaves no time to poll"),
         ({"min_wait_seconds": 40, "max_wait_seconds": 30}, "MinWaitSeconds (40) is above MaxWaitSeconds (30)"),
+        ({"poll_turn_seconds": 8}, "PollTurnSeconds (8) leaves no time to store an image"),
     ],
 )
 def test_contradicting_settings_are_refused_naming_the_contradiction(settings, problem):
@@ -50,6 +52,15 @@ def test_contradicting_settings_are_refused_naming_the_contradiction(settings, p
         workflow_timing(**arguments)
 
     assert refused.value.status == 503 and refused.value.code == "inconsistent_settings"
+
+
+def test_the_shortest_turn_the_template_allows_can_store_an_image():
+    from local.template import load_template
+
+    shortest = load_template()["Parameters"]["PollTurnSeconds"]["MinValue"]
+
+    assert shortest >= SHORTEST_TURN_SECONDS
+    workflow_timing(execution_timeout_seconds=290, poll_turn_seconds=shortest, workflow_type="EXPRESS")
 
 
 def test_a_standard_workflow_may_run_for_hours():

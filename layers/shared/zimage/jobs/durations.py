@@ -53,11 +53,16 @@ class Durations:
     def add_once(self, key: str, seconds: float) -> None:
         """A duration learned from a record that may be read again (the API reads a job many
         times): counted once per key, among the keys remembered."""
+        if self.first_sight(key):
+            self.add(seconds)
+
+    def first_sight(self, key: str) -> bool:
+        """Whether `key` (a job's, a task's) is new among the keys remembered; it is from now on."""
         with self._lock:
             if key in self._keys:
-                return
+                return False
             self._keys.append(key)
-        self.add(seconds)
+            return True
 
     def add(self, seconds: float) -> None:
         """One task's duration, as seen ending."""

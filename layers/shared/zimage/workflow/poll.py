@@ -58,7 +58,9 @@ class ImageUnavailable(Exception):
 class PollDependencies(NamedTuple):
     novita: NovitaClient
     jobs: JobStore
-    images: ImageStore
+    # Built by the turn that stores an image, not by every turn: most find the task running, and
+    # an S3 client costs a cold start's first turn time and memory for nothing.
+    images: Callable[[], ImageStore]
     max_image_bytes: int
     presigned_url_seconds: int
     max_consecutive_upstream_errors: int = 5
@@ -84,7 +86,7 @@ class PollDependencies(NamedTuple):
             durations=durations,
             novita=runtime.novita,
             jobs=runtime.jobs,
-            images=runtime.images,
+            images=lambda: runtime.images,
             max_image_bytes=settings.max_image_bytes,
             presigned_url_seconds=settings.presigned_url_seconds,
             max_consecutive_upstream_errors=settings.max_consecutive_upstream_errors,
@@ -160,12 +162,13 @@ def poll(state: dict, deps: PollDependencies) -> dict:
         if result.status is TaskStatus.SUCCEED:
             # Seen closely: the answer that found it running came from this call's fast polls.
             closely = answers > 1 and gap is not None and gap <= 2 * deps.policy.fast_poll_interval_seconds
-            _learn(durations, submitted_at, last_pending_at, answered_at, first_eta_end, closely=closely)
-            if calls_end - deps.clock() >= timing.SHORTEST_DOWNLOAD_SECONDS:
+            _learn(durations, job_id, submitted_at, last_pending_at, answered_at, first_eta_end, closely=closely)
+            inline = bool(result.images) and not result.images[0].is_url
+            if inline or calls_end - deps.clock() >= timing.SHORTEST_DOWNLOAD_SECONDS:
                 return store_image(state, deps, result, calls_end)
             if deps.clock() >= deadline:
                 return _failed(state, deps, "timeout", timing.DEADLINE_MESSAGE)
-            gap = 0.0  # ended, but found too late in the turn to store: the next turn comes at once
+            gap = 0.0  # ended, but found too late in the turn to download: the next turn, after the shortest Wait
             break
         if result.status is TaskStatus.FAILED:
             reason = result.reason or "no reason given"
@@ -272,6 +275,7 @@ def _calls_end(state: dict, deps: PollDependencies, started: float) -> float:
 
 def _learn(
     durations: Durations,
+    job_id: str,
     submitted_at: float,
     last_pending_at: float | None,
     answered_at: float,
@@ -282,7 +286,10 @@ def _learn(
     """One more task seen ending, between the last answer that found it running and this one
     (Durations.add_ended). Its first eta is judged whenever those two answers tell
     (schedule.eta_verdict): a long Wait between them may leave it unjudged, but never blames the
-    eta for the service's own lateness."""
+    eta for the service's own lateness. A task is learned once: a turn retried after it found the
+    task ended (a refused image link, a failed write) finds it ended again, later."""
+    if not durations.first_sight(job_id):
+        return
     running_at = None if last_pending_at is None else last_pending_at - submitted_at
     ended_by = answered_at - submitted_at
     durations.add_ended(running_at, ended_by, closely=closely)
@@ -314,19 +321,20 @@ def store_image(state: dict, deps: PollDependencies, result: TaskResult, calls_e
     except UpstreamRejected as exc:
         raise ImageUnavailable(exc.message) from exc
 
-    stored = deps.images.put(job_id, data, facts)
+    images = deps.images()
+    stored = images.put(job_id, data, facts)
     job = deps.jobs.record_success(job_id, image=stored, seed=result.seed)
     if job is None or job.status != SUCCEEDED or job.image is None:
         # The job ended meanwhile (a cancel, most likely): no record points at this copy, so it
         # goes rather than wait for the bucket's expiry. Written first all the same, because a
         # job recorded as succeeded must never point at a missing object.
         try:
-            deps.images.delete(stored.key)
+            images.delete(stored.key)
         except Exception:  # the bucket's expiry removes it all the same; the job's end stands
             logger.exception("could not delete the image of a job that ended meanwhile", extra={"key": stored.key})
         return answer_for(state, job)
     # job.image, not `stored`: after a retry the table's record is the one clients see.
-    url, expires_at = deps.images.presign(job.image.key, deps.presigned_url_seconds)
+    url, expires_at = images.presign(job.image.key, deps.presigned_url_seconds)
     logger.info("image stored", extra={"key": job.image.key, "bytes": job.image.bytes})
     return {
         **carried(state),

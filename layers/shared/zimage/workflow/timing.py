@@ -27,6 +27,8 @@ STORE_RESERVE_SECONDS = 5
 # An upstream call given less than this would only time out; an image download likewise.
 SHORTEST_CALL_SECONDS = 1.0
 SHORTEST_DOWNLOAD_SECONDS = 3.0
+# A turn shorter than this could never store an image: its one call would leave no time to download.
+SHORTEST_TURN_SECONDS = STORE_RESERVE_SECONDS + SHORTEST_CALL_SECONDS + SHORTEST_DOWNLOAD_SECONDS
 DEADLINE_MESSAGE = "the image was not ready before the job's deadline"
 # https://docs.aws.amazon.com/step-functions/latest/dg/choosing-workflow-type.html
 EXPRESS_LIMIT_SECONDS = 300
@@ -72,6 +74,11 @@ def workflow_timing(
         problems.append(
             f"ExecutionTimeoutSeconds ({execution_timeout_seconds}) leaves no time to poll: it must exceed "
             f"PollTurnSeconds ({poll_turn_seconds}) plus {EVENT_RESERVE_SECONDS} s for the completion event"
+        )
+    if poll_turn_seconds < SHORTEST_TURN_SECONDS:
+        problems.append(
+            f"PollTurnSeconds ({poll_turn_seconds}) leaves no time to store an image: a turn keeps "
+            f"{STORE_RESERVE_SECONDS} s for storing after its calls, so it needs {SHORTEST_TURN_SECONDS:g} s at least"
         )
     if min_wait_seconds > max_wait_seconds:
         problems.append(f"MinWaitSeconds ({min_wait_seconds}) is above MaxWaitSeconds ({max_wait_seconds})")
