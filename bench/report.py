@@ -8,7 +8,7 @@ from string import Template
 from bench.run import (
     COLD_IMPORT_RUNS,
     DELIVERY_JOBS,
-    LARGEST_IMAGE_SIDE,
+    LARGEST_IMAGE_SIZE,
     LOAD_RUN_SECONDS,
     PRICES,
     floor_fixed_cost_per_image,
@@ -134,7 +134,8 @@ def render(r: dict) -> str:
         store_peak_mb=store_peak["peak_mb"],
         store_image_mb=round(store_peak["image_bytes"] / 2**20, 1),
         store_function_mb=store_peak["function_memory_mb"],
-        largest_side=LARGEST_IMAGE_SIDE,
+        largest_size=LARGEST_IMAGE_SIZE.replace("*", " x "),
+        store_jobs=store_peak["jobs"],
         base64_gb_seconds=d["base64"]["lambda_gb_seconds_per_job"],
         load_submitted=load["submitted"],
         load_clients=load["clients"],

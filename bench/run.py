@@ -717,87 +717,92 @@ def poll_memory_with_base64_output() -> int:
 
 
 # The largest image the upstream may send: its largest size (each side 1536 at most), a PNG of
-# noise, which PNG cannot compress, so it comes near MaxImageBytes.
-LARGEST_IMAGE_SIDE = 1536
-# Storing one image as the poll turn does, in a fresh interpreter with the poll function's handler
-# module loaded as Lambda loads it: the peak of the process's resident memory (VmHWM) after the
-# import and after storing.
+# noise, which PNG cannot compress.
+LARGEST_IMAGE_SIZE = "1536*1536"
+# Jobs the poll function's handler follows to their end in one fresh process, as one warm Lambda
+# instance would: a peak that grew with each stored image would show.
+PEAK_JOBS = 3
+# The poll function's handler module, loaded as Lambda loads it, run in a fresh interpreter on the
+# workflow input of each job (argv) until the job ends, each answer handed to the next turn as the
+# state machine hands it: the peak of the process's resident memory (VmHWM) after the import and
+# after all the jobs. Nothing but the function's own folder and the shared layer is importable.
 STORE_PEAK_CODE = """
-import sys, time
+import json, sys, time
+
 def peak():
     status = open("/proc/self/status").read()
     return int(status.split("VmHWM:")[1].split()[0]) / 1024
+
+class Context:
+    function_name = "PollFunction"
+    memory_limit_in_mb = 128
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:PollFunction"
+    aws_request_id = "bench-peak"
+    def get_remaining_time_in_millis(self):
+        return 60_000
+
 import app
 imported = peak()
-from zimage.images.checks import inspect_image
-from zimage.images.size import parse_size
-runtime = app.runtime
-limit = runtime.settings.max_image_bytes
-data = runtime.novita.download_image(sys.argv[1], max_bytes=limit, within=60)
-facts = inspect_image(data, expected_size=parse_size(sys.argv[2]), max_bytes=limit)
-stored = runtime.images.put("bench-largest-image", data, facts)
-runtime.images.presign(stored.key, 60)
-runtime.images.delete(stored.key)
-print(imported, peak(), len(data))
+statuses, stored = [], 0
+for given in sys.argv[1:]:
+    state = json.loads(given)
+    while True:
+        state = app.lambda_handler(state, Context())
+        if state["status"] != "pending":
+            break
+        time.sleep(state["wait_seconds"])
+    statuses.append(state["status"])
+    stored = max(stored, state.get("image", {}).get("bytes", 0))
+print(json.dumps({"after_import_mb": imported, "peak_mb": peak(), "image_bytes": stored, "statuses": statuses}))
 """
 
 
 def poll_store_peak_memory(stack: LocalStack) -> dict:
-    """The poll function's peak memory storing the largest image the upstream may send, on the
-    running stack's S3: the local stack runs every function in one process, so this runs apart.
-    The interpreter's own peak; Lambda's figure adds its runtime client to it."""
-    import random
-    from http.server import BaseHTTPRequestHandler
+    """The poll function's peak memory while it stores the largest image the upstream may send:
+    its handler in a process of its own (the local stack runs every function in one), on the
+    running stack's S3, DynamoDB and emulator, with the jobs submitted by the service's own submit
+    code, whose workflow input it is handed instead of a state machine. The interpreter's own peak;
+    Lambda's figure adds its runtime client to it."""
+    from zimage.api.request import CreateImageRequest
+    from zimage.api.submit import SubmitDependencies, submit_job
+    from zimage.runtime import shared_runtime
 
-    from PIL import Image
+    class HandedOver:
+        """In place of Step Functions: keeps each execution's input for the poll function's process."""
 
-    from local.http_server import BurstTolerantHTTPServer
+        def __init__(self) -> None:
+            self.inputs: list[str] = []
 
-    side = LARGEST_IMAGE_SIDE
-    noise = random.Random(0).randbytes(side * side * 4)  # noqa: S311 - pixels, not secrets
-    out = BytesIO()
-    Image.frombytes("RGBA", (side, side), noise).save(out, "PNG")
-    png = out.getvalue()
+        def start_execution(self, *, input: str, **_: object) -> dict:
+            self.inputs.append(input)
+            return {}
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(len(png)))
-            self.end_headers()
-            self.wfile.write(png)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = BurstTolerantHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    folder = ROOT / "functions" / "poll"
-    path = os.pathsep.join(str(entry) for entry in (folder, ROOT / "layers" / "shared"))
+    handed = HandedOver()
+    stack.emulator.configure(image_type="png", image_content="noise", run_seconds_range=None, outlier_share=0.0)
     try:
-        out = subprocess.run(  # noqa: S603 - our own interpreter on our own code
-            [
-                sys.executable,
-                "-c",
-                STORE_PEAK_CODE,
-                f"http://127.0.0.1:{server.server_port}/largest.png",
-                f"{side}*{side}",
-            ],
-            env={**os.environ, "PYTHONPATH": path},
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=folder,
-        )
+        deps = SubmitDependencies.from_runtime(shared_runtime())._replace(quota=None, sfn=handed, retention_days=1)
+        for n in range(PEAK_JOBS):
+            request = CreateImageRequest.model_validate({"prompt": f"bench noise {n}", "size": LARGEST_IMAGE_SIZE})
+            submit_job(request, owner="key-one", deps=deps)
     finally:
-        server.shutdown()
-    imported, peak, size = out.stdout.split()[-3:]
-    function = stack.functions["PollFunction"]
+        stack.emulator.configure(image_type="jpeg", image_content="shapes")
+    folder = ROOT / "functions" / "poll"
+    out = subprocess.run(  # noqa: S603 - our own interpreter on our own code
+        [sys.executable, "-c", STORE_PEAK_CODE, *handed.inputs],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(str(entry) for entry in (folder, ROOT / "layers" / "shared"))},
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=folder,
+    )
+    measured = json.loads(out.stdout.strip().splitlines()[-1])
+    assert measured["statuses"] == ["succeeded"] * PEAK_JOBS, measured
     return {
-        "image_bytes": int(size),
-        "after_import_mb": round(float(imported), 1),
-        "peak_mb": round(float(peak), 1),
-        "function_memory_mb": function.memory,
+        "jobs": PEAK_JOBS,
+        "image_bytes": measured["image_bytes"],
+        "after_import_mb": round(measured["after_import_mb"], 1),
+        "peak_mb": round(measured["peak_mb"], 1),
+        "function_memory_mb": stack.functions["PollFunction"].memory,
     }
 
 

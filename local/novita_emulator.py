@@ -62,6 +62,9 @@ class EmulatorSettings:
     outcome: str = "succeed"  # succeed | fail | never | unknown_status
     fail_reason: str = "the model could not render this prompt"
     image_type: str = "jpeg"  # jpeg | png | webp
+    # shapes: a gradient and discs; noise: random pixels, which no format compresses, so the
+    # largest image a task of its size can send.
+    image_content: str = "shapes"
     image_variant: str = "ok"  # ok | not_image | truncated | wrong_size | empty | bad_base64 | oversized
     image_status: int = 200  # HTTP status the image URL answers with
     ttl_style: str = "int"  # int (3600) | string ("3600") | zero ("0")
@@ -366,6 +369,11 @@ def render_image(task: Task) -> bytes:
     width, height = (task.width, task.height)
     if s.image_variant == "wrong_size":
         width, height = width // 2, height // 2
+    if s.image_content == "noise":
+        noise = random.Random(digest).randbytes(width * height * 3)
+        out = io.BytesIO()
+        Image.frombytes("RGB", (width, height), noise).save(out, _PIL_FORMATS.get(s.image_type, "JPEG"), quality=100)
+        return out.getvalue()
     top, bottom = digest[0:3], digest[3:6]
     image = Image.new("RGB", (width, height))
     draw = ImageDraw.Draw(image)
