@@ -35,6 +35,26 @@ LOCAL_KEY = "zimage-local-dev-key"
 MIN_PROMPT = 10  # characters of the prompt `zimage list` shows however narrow the terminal
 # Where an image goes without -o, relative to the current folder: pictures gather in one place.
 DEFAULT_FOLDER = Path("out")
+# The names a file of each format may end in.
+SUFFIXES = {"image/jpeg": (".jpg", ".jpeg"), "image/png": (".png",), "image/webp": (".webp",)}
+
+
+def save_path(output: str | None, job_id: str, content_type: str) -> Path:
+    """Where `generate` saves a job's image: `output` as given, or the job's own name inside it
+    when it names a folder (default out/). A file name that ends in another image format's suffix
+    gets the image's own: the upstream decides the format, and `-o fox.png` holding JPEG bytes
+    would mislead whatever opens it by name."""
+    name = f"{job_id}.{EXTENSIONS.get(content_type, 'img')}"
+    if not output:
+        return DEFAULT_FOLDER / name
+    path = Path(output)
+    # A trailing slash names a folder that may not exist yet (Path would drop the slash).
+    if output.endswith(("/", os.sep)) or path.is_dir():
+        return path / name
+    other_formats = {suffix for kind, suffixes in SUFFIXES.items() if kind != content_type for suffix in suffixes}
+    if path.suffix.lower() in other_formats and content_type in EXTENSIONS:
+        return path.with_suffix(f".{EXTENSIONS[content_type]}")
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,11 +110,7 @@ def generate(api: ImageApi, args: argparse.Namespace) -> int:
         _emit(args, job, f"{job['id']} {job['status']}: {reason}", stream=sys.stderr)
         return 1
     image = job["image"]
-    name = f"{job['id']}.{EXTENSIONS.get(image['content_type'], 'img')}"
-    path = Path(args.output) if args.output else DEFAULT_FOLDER / name
-    # A trailing slash names a folder that may not exist yet (Path would drop the slash).
-    if args.output and (args.output.endswith(("/", os.sep)) or path.is_dir()):
-        path = path / name
+    path = save_path(args.output, job["id"], image["content_type"])
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(api.download(image["url"]))
     finished = time.monotonic()
