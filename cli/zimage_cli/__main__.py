@@ -35,8 +35,8 @@ LOCAL_KEY = "zimage-local-dev-key"
 MIN_PROMPT = 10  # characters of the prompt `zimage list` shows however narrow the terminal
 # Where an image goes without -o, relative to the current folder: pictures gather in one place.
 DEFAULT_FOLDER = Path("out")
-# The names a file of each format may end in.
-SUFFIXES = {"image/jpeg": (".jpg", ".jpeg"), "image/png": (".png",), "image/webp": (".webp",)}
+# The image format a file name's suffix names: EXTENSIONS' own, and the other name JPEG goes by.
+FORMAT_OF_SUFFIX = {f".{extension}": kind for kind, extension in EXTENSIONS.items()} | {".jpeg": "image/jpeg"}
 
 
 def save_path(output: str | None, job_id: str, content_type: str) -> Path:
@@ -51,8 +51,8 @@ def save_path(output: str | None, job_id: str, content_type: str) -> Path:
     # A trailing slash names a folder that may not exist yet (Path would drop the slash).
     if output.endswith(("/", os.sep)) or path.is_dir():
         return path / name
-    other_formats = {suffix for kind, suffixes in SUFFIXES.items() if kind != content_type for suffix in suffixes}
-    if path.suffix.lower() in other_formats and content_type in EXTENSIONS:
+    named = FORMAT_OF_SUFFIX.get(path.suffix.lower())
+    if named not in (None, content_type) and content_type in EXTENSIONS:
         return path.with_suffix(f".{EXTENSIONS[content_type]}")
     return path
 
