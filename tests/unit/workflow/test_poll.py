@@ -625,3 +625,42 @@ def test_the_read_of_a_turn_that_writes_nothing_still_notices_a_cancel(job, jobs
     second = step(job, jobs, images, ScriptedNovita(running(eta=7)), clock, **next_turn(first))
 
     assert second["status"] == "canceled"
+
+
+# --- the handler's metrics ------------------------------------------------------------------------
+
+
+class RecordedMetrics:
+    def __init__(self) -> None:
+        self.added: list[tuple[str, float]] = []
+
+    def add_metric(self, *, name: str, unit: object, value: float) -> None:
+        self.added.append((name, value))
+
+
+class Context:
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 60_000
+
+
+def test_the_handler_counts_a_job_it_ends_and_the_polls_it_took_and_nothing_while_it_runs(job, jobs, images):
+    from types import SimpleNamespace
+
+    from zimage.settings import Settings
+    from zimage.workflow.poll import run_step
+
+    def runtime(novita: ScriptedNovita) -> SimpleNamespace:
+        return SimpleNamespace(settings=Settings.from_env(), novita=novita, jobs=jobs, images=images)
+
+    state = {"job_id": job.job_id, "task_id": "t-1", "size": SIZE, "deadline": 4e9, "polls": 2}
+    durations, metrics = Durations(DEFAULT_TASK_SECONDS), RecordedMetrics()
+
+    pending = run_step(
+        state, Context(), runtime=runtime(ScriptedNovita(running(eta=20))), durations=durations, metrics=metrics
+    )
+    assert pending["status"] == "pending" and metrics.added == []
+
+    ended = run_step(state, Context(), runtime=runtime(ScriptedNovita(done())), durations=durations, metrics=metrics)
+    assert ended["status"] == "succeeded"
+    assert metrics.added == [("JobsSucceeded", 1), ("PollsPerJob", 3)]  # this turn's poll counts
