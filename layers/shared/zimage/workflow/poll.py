@@ -24,7 +24,6 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 
 from zimage.images.size import parse_size
-from zimage.images.store import ImageStore
 from zimage.jobs.durations import DEFAULT_TASK_SECONDS, ETA_GRANULARITY_SECONDS, Durations
 from zimage.jobs.model import SUCCEEDED, present_fields
 from zimage.jobs.store import JobStore
@@ -46,6 +45,8 @@ from zimage.workflow.schedule import (
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Metrics
+
+    from zimage.images.store import ImageStore  # built only by the turn that stores
 
 logger = Logger(child=True)
 
