@@ -490,6 +490,20 @@ def test_outliers_in_history_leave_the_usual_task_unharmed(jobs, images, clock):
     assert followed.polls <= 5
 
 
+def test_a_slow_task_is_followed_by_one_second_waits_not_by_a_lambda_held(jobs, images, clock):
+    # GIVEN history where most tasks take about 4 s and a few 8 to 10 s
+    durations = history(*typical_tasks(34), 8.0, 8.4, 8.8, 9.2, 9.6, 10.0)
+
+    # WHEN a slow task of 9 s is followed
+    followed = follow(jobs, images, clock, TimedTask(clock, 9.0), durations, turn_overhead=0.05)
+
+    # THEN the Lambda sleeps only where most tasks end; past them each look is a turn after a
+    # one-second Wait, and the task is seen within a second of its end
+    assert followed.slept <= 1.0
+    assert followed.waits[1:] == [1] * (len(followed.waits) - 1)
+    assert 0 <= followed.lag <= 1.0 + 0.05
+
+
 def test_an_outlier_task_is_polled_sparsely_past_everything_seen(jobs, images, clock):
     durations = history(*typical_tasks())
 

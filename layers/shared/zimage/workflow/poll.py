@@ -359,11 +359,13 @@ def _shown_eta(elapsed: float, durations: Durations, eta_end: float | None) -> i
 
 
 def _progress_of(result: TaskResult, shown_eta: int | None) -> dict:
-    """The answer as the job shows it, with the service's eta (see _shown_eta)."""
+    """The answer as the job shows it, with the service's eta (see _shown_eta). Where the service
+    believes nothing (a task past every one seen, with no eta it heeds) the job keeps the eta it
+    showed, counted down: the upstream's own would be one the schedule ignores, or 0."""
     return {
         "processing": result.status is TaskStatus.PROCESSING,
         "progress": _whole(result.progress_percent),
-        "eta_seconds": shown_eta if shown_eta is not None else _whole(result.eta_seconds),
+        "eta_seconds": shown_eta,
     }
 
 

@@ -44,6 +44,10 @@ BACKOFF_SHARE = 0.5
 # Past the median of all tasks, no gap is longer than this: the late ones are the slow jobs a
 # client notices, and a Wait of a second costs little next to their own time.
 TAIL_GAP_SECONDS = 1.0
+# Past where this share of all tasks ended, a task is a slow one, and every gap is a Wait of
+# TAIL_GAP_SECONDS: a turn that finds it running costs less than a second of the Lambda held
+# (docs/design.md), and a slow job's client barely notices the lag.
+BULK_SHARE = 0.8
 # A gap of at least this long is handed to a Wait state; a shorter one is slept in the Lambda.
 SHORTEST_WAIT_SECONDS = 1.0
 
@@ -93,7 +97,10 @@ def next_poll_in(
         gap = planned - elapsed
         median_gap = (durations.quantile_after(elapsed, 0.5) or planned) - elapsed
         typical_end = durations.expected_end(0.0)
-        if typical_end is not None and elapsed >= typical_end:
+        bulk_end = durations.quantile_after(0.0, BULK_SHARE)
+        if bulk_end is not None and elapsed >= bulk_end:
+            gap = TAIL_GAP_SECONDS  # a slow task: polled by Waits, not by a Lambda held
+        elif typical_end is not None and elapsed >= typical_end:
             gap = min(gap, TAIL_GAP_SECONDS)  # past the usual end, the late tasks are seen within a Wait
     if eta_end is not None and eta_trusted:
         window_opens = eta_end - ETA_GRANULARITY_SECONDS - elapsed
