@@ -617,28 +617,32 @@ def test_a_turn_whose_answer_moves_the_end_writes_it(job, jobs, images, clock):
     assert jobs.get(job.job_id).progress == 40
 
 
-def test_a_task_past_every_one_seen_shows_no_eta_the_schedule_ignores_and_writes_it_once(job, jobs, images, clock):
-    # GIVEN tasks that took 3.8 to 4.2 s, an upstream whose etas were lately wrong, and a task
-    # still running 6 s after its submit
+def test_a_task_past_every_one_seen_keeps_the_eta_it_showed_not_one_the_schedule_ignores(job, jobs, images, clock):
+    # GIVEN tasks that took 3.8 to 4.18 s, an upstream whose etas were lately wrong, and a task
+    # still running 3 s after its submit
     durations = Durations(DEFAULT_TASK_SECONDS)
     for n in range(20):
         durations.add(3.8 + 0.02 * n)
     for _ in range(4):
         durations.record_eta_verdict(False)
-    submitted_at = clock.now - 6
+    submitted_at = clock.now - 3
 
-    # WHEN two turns a second apart hear "1 s more", as a lying upstream says past its claim
+    # WHEN a turn hears "9 s more", and two more turns, past every task seen, hear "1 s more", as
+    # a lying upstream says past its claim
     first = step(
-        job, jobs, images, ScriptedNovita(running(eta=1)), clock, durations=durations, submitted_at=submitted_at
+        job, jobs, images, ScriptedNovita(running(eta=9)), clock, durations=durations, submitted_at=submitted_at
     )
     written = jobs.get(job.job_id)
+    clock.sleep(2)
+    second = step(job, jobs, images, ScriptedNovita(running(eta=1)), clock, durations=durations, **next_turn(first))
     clock.sleep(1)
-    step(job, jobs, images, ScriptedNovita(running(eta=1)), clock, durations=durations, **next_turn(first))
+    step(job, jobs, images, ScriptedNovita(running(eta=1)), clock, durations=durations, **next_turn(second))
 
-    # THEN the job never shows that eta, and the second turn, which shows nothing new, writes nothing
-    assert written.status == "processing"
-    assert written.eta_seconds is None
+    # THEN the job shows history's eta, never the upstream's, and the later turns, which have
+    # nothing new to show, write nothing: the record keeps the eta it showed, counting down
+    assert written.eta_seconds == 1  # history's median end, about 4 s after the submit
     assert jobs.get(job.job_id).updated_at == written.updated_at
+    assert jobs.get(job.job_id).eta_at == written.eta_at
 
 
 def test_the_read_of_a_turn_that_writes_nothing_still_notices_a_cancel(job, jobs, images, clock):

@@ -19,6 +19,7 @@ from zimage.workflow.schedule import (
     eta_verdict,
     expected_remaining_seconds,
     next_poll_in,
+    sleeps_in_lambda,
     wait_seconds,
 )
 
@@ -140,18 +141,6 @@ def test_an_end_placed_where_history_saw_tasks_end_stays_inside_its_span():
     assert durations.quantile_after(0.0, 24 / 64) <= 3.0  # none copied from the later tasks
 
 
-def test_only_the_tasks_seen_closely_tell_where_the_earliest_end():
-    durations = Durations(5.0, draw=random.Random(5))
-    durations.add_ended(0.1, 4.1)  # found ended after a long Wait: it may have ended anywhere in it
-    durations.add_ended(None, 2.0)
-    assert durations.earliest_end_seen() is None
-
-    durations.add_ended(3.9, 4.15, closely=True)  # the fast polls of one call
-    durations.add_ended(3.7, 3.95, closely=True)
-    durations.add_ended(3.0, 4.0)  # across a Wait
-    assert durations.earliest_end_seen() == 3.7
-
-
 def test_an_upstream_whose_etas_were_mostly_wrong_is_not_trusted():
     durations = Durations(5.0)
     assert durations.eta_trusted()
@@ -176,14 +165,22 @@ def test_where_tasks_usually_end_the_polls_come_densely():
     assert gap == POLICY.fast_poll_interval_seconds
 
 
-def test_past_every_task_seen_the_polls_back_off_with_the_tasks_age():
-    assert next_poll_in(20, history(*typical_tasks()), None, eta_trusted=True, policy=POLICY) == 10
+def test_past_every_task_seen_the_polls_back_off_with_how_far_past_the_longest():
+    longest = max(typical_tasks())
+
+    # a little longer than any seen: still looked at every second
+    assert next_poll_in(longest + 0.5, history(*typical_tasks()), None, eta_trusted=True, policy=POLICY) == 1.0
+    assert next_poll_in(20, history(*typical_tasks()), None, eta_trusted=True, policy=POLICY) == pytest.approx(
+        (20 - longest) / 2
+    )
 
 
 def test_past_every_task_seen_a_trusted_eta_sets_the_wait():
     assert next_poll_in(20, history(*typical_tasks()), 40, eta_trusted=True, policy=POLICY) == 19
     # an untrusted one never lengthens it
-    assert next_poll_in(20, history(*typical_tasks()), 40, eta_trusted=False, policy=POLICY) == 10
+    assert next_poll_in(20, history(*typical_tasks()), 40, eta_trusted=False, policy=POLICY) == pytest.approx(
+        (20 - max(typical_tasks())) / 2
+    )
 
 
 def test_a_trusted_eta_shortens_the_wait_to_its_last_second():
@@ -248,15 +245,11 @@ def test_waits_are_whole_seconds_inside_min_and_max_and_the_deadline():
     assert wait_seconds(20, 4.2, POLICY) == 5
 
 
-def test_a_wait_is_not_rounded_down_to_end_before_any_task_was_seen_to_end():
-    # history saw no task end before 3.7 s from now: a 3 s Wait would find every task running
-    assert wait_seconds(3.4, 100, POLICY, no_end_before=3.7) == 4
-    assert wait_seconds(3.4, 100, POLICY, no_end_before=3.2) == 4  # 3 s would still end before it
-    # where tasks were seen ending, or where rounding goes up anyway, the nearest second stays
-    assert wait_seconds(3.4, 100, POLICY, no_end_before=2.9) == 3
-    assert wait_seconds(3.6, 100, POLICY, no_end_before=9.0) == 4
-    # and never past the deadline
-    assert wait_seconds(3.4, 2.5, POLICY, no_end_before=3.7) == 3
+def test_a_gap_of_most_of_a_second_goes_to_a_wait_not_to_the_lambda_held():
+    # from 0.7 s on a turn costs less than the Lambda held through the gap
+    assert sleeps_in_lambda(0.69)
+    assert not sleeps_in_lambda(0.7)
+    assert wait_seconds(0.7, 100, POLICY) == 1
 
 
 def test_with_no_eta_clients_are_told_the_historys_median():
@@ -438,35 +431,35 @@ def test_an_upstream_grown_faster_is_found_out(jobs, images, clock):
 
 
 def early_pulled_history() -> Durations:
-    """Tasks seen closely ending from 3.8 s on, and more found ended by a first look at 4.1 s, half
+    """Tasks seen ending from 3.8 s on by close polls, and more found ended by a first look at 4.1 s, half
     of them learned spread over that first Wait: history's quarter falls below 3.5 s, where none
     ends."""
     durations = Durations(5.0, draw=random.Random(3))
     for n in range(24):
-        durations.add_ended(3.8 + n * 0.02, 4.0 + n * 0.02, closely=True)
+        durations.add_ended(3.8 + n * 0.02, 4.0 + n * 0.02)
     for _ in range(30):
         durations.add_ended(0.1, 4.1)
     return durations
 
 
-def test_only_a_task_found_by_the_fast_polls_tells_where_tasks_end_at_the_earliest(jobs, images, clock):
-    durations = history(*typical_tasks())
-
-    follow(jobs, images, clock, TimedTask(clock, 40), durations)  # found after a Wait
-    assert durations.earliest_end_seen() is None
-
-    follow(jobs, images, clock, TimedTask(clock, 4.05), durations)  # inside the fast polls
-    assert 3.5 <= durations.earliest_end_seen() < 4.05
-
-
-def test_a_first_wait_planned_where_no_task_ends_is_rounded_up_not_down(jobs, images, clock):
+def test_a_first_wait_that_ends_before_tasks_do_costs_a_turn_not_the_lambda_held(jobs, images, clock):
     durations = early_pulled_history()
     assert 3.0 < next_poll_in(0.0, durations, None, eta_trusted=True, policy=POLICY) < 3.5
 
     followed = follow(jobs, images, clock, TimedTask(clock, 4.2), durations)
 
-    assert followed.waits[0] == 4  # not 3 s, then most of a second slept in the Lambda
+    assert followed.waits == [3, 1]  # the look at 3 s finds it running: a second Wait, not a second slept
     assert followed.slept <= 2 * POLICY.fast_poll_interval_seconds
+    assert followed.lag <= POLICY.fast_poll_interval_seconds
+
+
+def test_a_first_wait_planned_a_little_past_a_whole_second_is_rounded_to_it(jobs, images, clock):
+    durations = history(*typical_tasks(low=4.0, high=4.6))
+    assert 4.0 < next_poll_in(0.0, durations, None, eta_trusted=True, policy=POLICY) < 4.5
+
+    followed = follow(jobs, images, clock, TimedTask(clock, 4.2), durations)
+
+    assert followed.waits[0] == 4  # not 5 s, which would see this task most of a second late
     assert followed.lag <= POLICY.fast_poll_interval_seconds
 
 
@@ -476,7 +469,7 @@ def test_a_trusted_eta_may_still_name_an_end_earlier_than_any_seen(jobs, images,
     # an eta that names the end a little late: its last second opens 2.1 s from now
     followed = follow(jobs, images, clock, TimedTask(clock, 2.5, eta=lambda remaining: remaining + 0.6), durations)
 
-    assert followed.waits[0] == 2  # not rounded up to where history saw tasks end
+    assert followed.waits[0] == 2  # to where its last second opens, though no task seen ended so early
     assert followed.lag <= POLICY.fast_poll_interval_seconds
 
 
@@ -497,8 +490,9 @@ def test_a_slow_task_is_followed_by_one_second_waits_not_by_a_lambda_held(jobs, 
     # WHEN a slow task of 9 s is followed
     followed = follow(jobs, images, clock, TimedTask(clock, 9.0), durations, turn_overhead=0.05)
 
-    # THEN the Lambda sleeps only where most tasks end; past them each look is a turn after a
-    # one-second Wait, and the task is seen within a second of its end
+    # THEN the Lambda sleeps only where most tasks end; among the few slow ones each look is most
+    # of a second from the last, so a turn after a one-second Wait, and the task is seen within a
+    # second of its end
     assert followed.slept <= 1.0
     assert followed.waits[1:] == [1] * (len(followed.waits) - 1)
     assert 0 <= followed.lag <= 1.0 + 0.05
@@ -510,7 +504,7 @@ def test_an_outlier_task_is_polled_sparsely_past_everything_seen(jobs, images, c
     followed = follow(jobs, images, clock, TimedTask(clock, 40), durations)
 
     assert followed.answer["status"] == "succeeded"
-    assert followed.lag <= 0.5 * 40  # a wait is at most half the task's age
+    assert followed.lag <= 0.5 * (40 - max(typical_tasks()))  # at most half as long as it is past the longest
     assert followed.polls <= 14
 
 

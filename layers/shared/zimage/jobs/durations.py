@@ -42,9 +42,6 @@ class Durations:
         # Per sample, whether it is a copy of another's (Durations.add_ended).
         self._copies: deque[bool] = deque(maxlen=kept)
         self._eta_verdicts: deque[bool] = deque(maxlen=KEPT_ETA_VERDICTS)
-        # Per task seen closely (schedule: found by the fast polls of one call), the last answer
-        # that found it running.
-        self._seen_closely: deque[float] = deque(maxlen=kept)
         self._sorted: list[float] = list(self._prior)
         self._keys: deque[str] = deque(maxlen=4 * kept)
         self._lock = threading.Lock()
@@ -80,7 +77,7 @@ class Durations:
                 pool += self._prior
             self._sorted = sorted(pool)
 
-    def add_ended(self, running_at: float | None, ended_by: float, *, closely: bool = False) -> None:
+    def add_ended(self, running_at: float | None, ended_by: float) -> None:
         """One task seen ending between the last answer that found it running (None: none did) and
         the first that found it ended, both in seconds since the submit. Where in that span, the
         answers cannot tell, so the end is drawn: FROM_HISTORY_SHARE of the time, when history
@@ -94,13 +91,9 @@ class Durations:
         faster: tasks found ended by the first poll would be placed where tasks ended before, and
         the first Wait would shorten only once they had replaced all of history. Half of each stays
         where tasks end and still finds faster ones. A copy is never copied again: copies of
-        copies would pile up at one moment.
-        `closely`: the two answers came from the fast polls of one call, not across a Wait."""
+        copies would pile up at one moment."""
         after = running_at or 0.0
         span = ended_by - after
-        if closely and running_at is not None:
-            with self._lock:
-                self._seen_closely.append(running_at)
         if span <= 0 or not math.isfinite(ended_by):
             self.add(ended_by)
             return
@@ -111,15 +104,6 @@ class Durations:
             self._append(self._draw.choice(within), copied=True)
         else:
             self.add(after + span * self._draw.random())
-
-    def earliest_end_seen(self) -> float | None:
-        """No task among the last ones seen closely ended before this (seconds since the submit):
-        the earliest answer that found one of them running just before its end. Ends drawn within
-        long Waits say nothing so sure. Only tasks that outlived the first Wait can be seen
-        closely, so this never falls much below the first Wait's end: schedule.wait_seconds uses
-        it only to round a Wait up rather than down. None before any task was seen closely."""
-        seen = list(self._seen_closely)
-        return min(seen) if seen else None
 
     @property
     def learned(self) -> int:

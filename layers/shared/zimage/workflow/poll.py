@@ -126,7 +126,6 @@ def poll(state: dict, deps: PollDependencies) -> dict:
     in_lambda_until = started + 2 * deps.policy.fast_poll_window_seconds
     gap: float | None = None
     shown_eta: int | None = None
-    eta_steers = False  # whether the last plan had a trusted eta to heed
 
     while True:
         time_left = calls_end - deps.clock()
@@ -161,9 +160,7 @@ def poll(state: dict, deps: PollDependencies) -> dict:
 
         elapsed = answered_at - submitted_at
         if result.status is TaskStatus.SUCCEED:
-            # Seen closely: the answer that found it running came from this call's fast polls.
-            closely = answers > 1 and gap is not None and gap <= 2 * deps.policy.fast_poll_interval_seconds
-            _learn(durations, job_id, submitted_at, last_pending_at, answered_at, first_eta_end, closely=closely)
+            _learn(durations, job_id, submitted_at, last_pending_at, answered_at, first_eta_end)
             inline = bool(result.images) and not result.images[0].is_url
             if inline or calls_end - deps.clock() >= timing.SHORTEST_DOWNLOAD_SECONDS:
                 return store_image(state, deps, result, calls_end)
@@ -196,7 +193,6 @@ def poll(state: dict, deps: PollDependencies) -> dict:
             if job is None or job.is_terminal:
                 return answer_for(state, job)
         gap = next_poll_in(elapsed, durations, eta_end, eta_trusted=trusted, policy=deps.policy)
-        eta_steers = eta_end is not None and trusted
         poll_at = answered_at + gap
         if not sleeps_in_lambda(gap) or poll_at > min(in_lambda_until, deadline, calls_end):
             break
@@ -225,9 +221,6 @@ def poll(state: dict, deps: PollDependencies) -> dict:
         gap = float(deps.policy.min_wait_seconds * 2 ** min(upstream_errors, 5))
     else:
         gap -= now - answered_at  # the plan counted from the upstream's answer
-    # A trusted eta may name an end earlier than history ever saw: its plans are not rounded up.
-    earliest_end = None if eta_steers else durations.earliest_end_seen()
-    no_end_before = None if earliest_end is None else earliest_end - (now - submitted_at)
     return {
         **carried(state),
         "status": PENDING,
@@ -239,7 +232,7 @@ def poll(state: dict, deps: PollDependencies) -> dict:
         "eta_wrong": eta_wrong,
         "last_pending_at": last_pending_at,
         "shown": shown,
-        "wait_seconds": wait_seconds(gap, deadline - now, deps.policy, no_end_before=no_end_before),
+        "wait_seconds": wait_seconds(gap, deadline - now, deps.policy),
     }
 
 
@@ -281,8 +274,6 @@ def _learn(
     last_pending_at: float | None,
     answered_at: float,
     first_eta_end: float | None,
-    *,
-    closely: bool = False,
 ) -> None:
     """One more task seen ending, between the last answer that found it running and this one
     (Durations.add_ended). Its first eta is judged whenever those two answers tell
@@ -293,7 +284,7 @@ def _learn(
         return
     running_at = None if last_pending_at is None else last_pending_at - submitted_at
     ended_by = answered_at - submitted_at
-    durations.add_ended(running_at, ended_by, closely=closely)
+    durations.add_ended(running_at, ended_by)
     if first_eta_end is not None and running_at is not None:
         verdict = eta_verdict(first_eta_end, running_at, ended_by)
         if verdict is not None:
@@ -361,7 +352,8 @@ def _shown_eta(elapsed: float, durations: Durations, eta_end: float | None) -> i
 def _progress_of(result: TaskResult, shown_eta: int | None) -> dict:
     """The answer as the job shows it, with the service's eta (see _shown_eta). Where the service
     believes nothing (a task past every one seen, with no eta it heeds) the job keeps the eta it
-    showed, counted down: the upstream's own would be one the schedule ignores, or 0."""
+    showed, which counts down to 0 (due any moment): the upstream's own would be one the schedule
+    ignores."""
     return {
         "processing": result.status is TaskStatus.PROCESSING,
         "progress": _whole(result.progress_percent),
@@ -384,6 +376,8 @@ def _shows_the_same(before: dict | None, now: dict) -> bool:
     """Whether an answer would show clients what the record shows already."""
     if before is None or (before["processing"], before["progress"]) != (now["processing"], now["progress"]):
         return False
+    if now["ends_at"] is None:
+        return True  # no eta to show: a write would leave the record's own in place
     if before["ends_at"] is None or now["ends_at"] is None:
         return before["ends_at"] is None and now["ends_at"] is None
     return abs(before["ends_at"] - now["ends_at"]) < ETA_GRANULARITY_SECONDS

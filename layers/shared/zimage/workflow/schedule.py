@@ -11,8 +11,8 @@ whose etas have lately been wrong more often than right are ignored: each look t
 cost a turn (a Lambda call and a write) for a task that still runs.
 
 The state machine's Wait states count whole seconds and cost a Lambda call and a write per turn,
-while a running Lambda bills by the millisecond: gaps under a second are slept inside the call,
-longer ones are handed to a Wait.
+while a running Lambda bills by the millisecond: short gaps are slept inside the call, and from
+most of a second on (SHORTEST_WAIT_SECONDS) they are handed to a Wait.
 """
 
 from __future__ import annotations
@@ -39,17 +39,19 @@ MASS_PER_POLL = 0.25
 PLAUSIBLE_SHARE = 0.05
 # An eta whose end passed this long ago while the task still runs was wrong.
 ETA_GRACE_SECONDS = 0.5
-# Past every task seen so far, the next poll comes after this share of the time run so far.
+# Past every task seen so far, the next poll comes after this share of how far past the longest
+# the task is, the shortest Wait at the least: one a little longer than any seen is still seen
+# soon, and one stuck for long is asked about ever more rarely.
 BACKOFF_SHARE = 0.5
 # Past the median of all tasks, no gap is longer than this: the late ones are the slow jobs a
 # client notices, and a Wait of a second costs little next to their own time.
 TAIL_GAP_SECONDS = 1.0
-# Past where this share of all tasks ended, a task is a slow one, and every gap is a Wait of
-# TAIL_GAP_SECONDS: a turn that finds it running costs less than a second of the Lambda held
-# (docs/design.md), and a slow job's client barely notices the lag.
-BULK_SHARE = 0.8
-# A gap of at least this long is handed to a Wait state; a shorter one is slept in the Lambda.
-SHORTEST_WAIT_SECONDS = 1.0
+# A gap of at least this long is handed to a Wait state (whole seconds, MinWaitSeconds at the
+# least); a shorter one is slept in the Lambda. From here on a turn (a Lambda call and a read of
+# the job) costs less than the poll function held through the gap, and with the shortest Wait of
+# a second the poll comes less than a third of a second past its plan (docs/performance.md, the
+# budget).
+SHORTEST_WAIT_SECONDS = 0.7
 
 
 def expected_remaining_seconds(eta: float | None, progress: float | None, elapsed: float) -> float | None:
@@ -91,16 +93,14 @@ def next_poll_in(
     """Seconds from an answer, given `elapsed` seconds since the submit, to the next poll.
     `eta_end` is when the upstream said the task would end (seconds since the submit), or None."""
     planned = durations.quantile_after(elapsed, MASS_PER_POLL)
-    if planned is None:  # longer than every task seen: back off in proportion to its age
-        gap = median_gap = max(float(policy.min_wait_seconds), elapsed * BACKOFF_SHARE)
+    if planned is None:  # longer than every task seen: back off as it grows longer still
+        past_longest = elapsed - (durations.quantile_after(0.0, 1.0) or 0.0)
+        gap = median_gap = max(float(policy.min_wait_seconds), past_longest * BACKOFF_SHARE)
     else:
         gap = planned - elapsed
         median_gap = (durations.quantile_after(elapsed, 0.5) or planned) - elapsed
         typical_end = durations.expected_end(0.0)
-        bulk_end = durations.quantile_after(0.0, BULK_SHARE)
-        if bulk_end is not None and elapsed >= bulk_end:
-            gap = TAIL_GAP_SECONDS  # a slow task: polled by Waits, not by a Lambda held
-        elif typical_end is not None and elapsed >= typical_end:
+        if typical_end is not None and elapsed >= typical_end:
             gap = min(gap, TAIL_GAP_SECONDS)  # past the usual end, the late tasks are seen within a Wait
     if eta_end is not None and eta_trusted:
         window_opens = eta_end - ETA_GRANULARITY_SECONDS - elapsed
@@ -132,19 +132,13 @@ def sleeps_in_lambda(gap: float) -> bool:
     return gap < SHORTEST_WAIT_SECONDS
 
 
-def wait_seconds(gap: float, time_left: float, policy: PollPolicy, *, no_end_before: float | None = None) -> int:
+def wait_seconds(gap: float, time_left: float, policy: PollPolicy) -> int:
     """Seconds for the Wait state (a whole number, as ASL requires) nearest the planned gap,
-    inside MinWaitSeconds and MaxWaitSeconds, never past the deadline. `no_end_before` is how
-    long from now until the earliest end among the tasks lately seen closely
-    (Durations.earliest_end_seen): a Wait that rounding down would end before it is rounded up
-    instead, since its poll would find the task running where none of those ended, and leave most
-    of a second to sleep in the Lambda. At least half of the tasks that end within the first Wait
-    are learned spread over all of it (Durations.add_ended), which pulls its plan early; rounded to
-    the nearest second, the first Wait would flip between two lengths as the plan crosses the
-    half second, and each job's cost with it. Rounding up never goes past the plan's next whole
-    second."""
+    inside MinWaitSeconds and MaxWaitSeconds, never past the deadline. A plan that rounds down
+    may end its Wait before tasks end; its poll then finds the task running, and the
+    next gap, of a second at most, goes to another Wait once it is SHORTEST_WAIT_SECONDS or more:
+    a turn, not the Lambda held. Rounding up instead would leave a task ending within that second
+    unseen for up to a second."""
     wait = math.floor(gap + 0.5)
-    if no_end_before is not None and wait < no_end_before:
-        wait = math.ceil(gap)
     wait = min(max(wait, policy.min_wait_seconds), policy.max_wait_seconds)
     return max(1, min(wait, math.ceil(max(time_left, 0))))
