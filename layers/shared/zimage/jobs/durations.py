@@ -105,6 +105,10 @@ class Durations:
         else:
             self.add(after + span * self._draw.random())
 
+    def longest(self) -> float:
+        """The longest duration the estimate holds (the prior's too, until it is dropped)."""
+        return self._sorted[-1]
+
     @property
     def learned(self) -> int:
         """How many real samples the estimate holds (the rest is prior)."""

@@ -94,7 +94,7 @@ def next_poll_in(
     `eta_end` is when the upstream said the task would end (seconds since the submit), or None."""
     planned = durations.quantile_after(elapsed, MASS_PER_POLL)
     if planned is None:  # longer than every task seen: back off as it grows longer still
-        past_longest = elapsed - (durations.quantile_after(0.0, 1.0) or 0.0)
+        past_longest = elapsed - durations.longest()
         gap = median_gap = max(float(policy.min_wait_seconds), past_longest * BACKOFF_SHARE)
     else:
         gap = planned - elapsed
